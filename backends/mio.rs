@@ -1,0 +1,341 @@
+//! [`MioReactor`]: the adapter over the `mio` crate (epoll, kqueue, IOCP/AFD).
+//!
+//! mio is edge-triggered everywhere and offers neither oneshot nor level registrations, and on
+//! Windows it re-arms a socket only when I/O through its own types hits `WouldBlock`. The
+//! adapter normalises all of that with one mechanism: the registration book disarms a oneshot
+//! registration after its event (`reregister` re-arms it, and mio's re-registration reports
+//! readiness that is already there), and a level registration is re-registered after each event
+//! it reports, so it is reported again while it stays ready.
+
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use mio::Token;
+
+use crate::adapter::{self, wait_until_deadline, Book};
+use crate::source::{raw, RawSource};
+use crate::{BorrowedSource, Event, EventId, Events, Hints, Interest, Mechanism, Mode, Reactor, Wake, Waker};
+
+/// The mechanism `mio` drives on this target.
+const MECHANISM: Mechanism = if cfg!(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "illumos",
+    target_os = "redox"
+)) {
+    Mechanism::Epoll
+} else if cfg!(any(
+    target_vendor = "apple",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+)) {
+    Mechanism::Kqueue
+} else if cfg!(windows) {
+    Mechanism::Iocp
+} else {
+    Mechanism::Poll
+};
+
+/// The waker's token. Registrations use slab keys, which never reach it.
+const WAKER: Token = Token(usize::MAX);
+
+/// The mio view of a registered source.
+///
+/// On Unix a raw fd is all mio needs. On Windows mio only registers its own socket types, so the
+/// adapter wraps the caller's socket in a `mio::net::TcpStream` (AFD polls any socket the same
+/// way, whatever its kind) and never lets it close the socket.
+struct Handle {
+    #[cfg(unix)]
+    fd: RawSource,
+    #[cfg(windows)]
+    socket: std::mem::ManuallyDrop<mio::net::TcpStream>,
+}
+
+impl Handle {
+    /// # Safety
+    ///
+    /// `raw` must be an open socket (Windows) or fd (Unix) that outlives the handle.
+    unsafe fn new(raw: RawSource) -> Handle {
+        #[cfg(unix)]
+        {
+            Handle { fd: raw }
+        }
+        #[cfg(windows)]
+        {
+            use std::os::windows::io::FromRawSocket;
+            // SAFETY: the caller guarantees `raw` is an open socket that outlives the handle;
+            // `ManuallyDrop` and `Drop for Handle` make sure mio never closes it.
+            let socket = unsafe { mio::net::TcpStream::from_raw_socket(raw) };
+            Handle {
+                socket: std::mem::ManuallyDrop::new(socket),
+            }
+        }
+    }
+
+    #[cfg(unix)]
+    fn with_source<T>(&mut self, f: impl FnOnce(&mut dyn mio::event::Source) -> T) -> T {
+        f(&mut mio::unix::SourceFd(&self.fd))
+    }
+
+    #[cfg(windows)]
+    fn with_source<T>(&mut self, f: impl FnOnce(&mut dyn mio::event::Source) -> T) -> T {
+        f(&mut *self.socket)
+    }
+}
+
+#[cfg(windows)]
+impl Drop for Handle {
+    fn drop(&mut self) {
+        use std::os::windows::io::IntoRawSocket;
+        // SAFETY: `socket` is never used again; taking it out of the `ManuallyDrop` only to turn
+        // it back into a raw socket releases mio's per-socket state without closing the socket.
+        let socket = unsafe { std::mem::ManuallyDrop::take(&mut self.socket) };
+        let _ = socket.into_raw_socket();
+    }
+}
+
+fn mio_interest(interest: Interest) -> mio::Interest {
+    match (interest.is_readable(), interest.is_writable()) {
+        (true, true) => mio::Interest::READABLE | mio::Interest::WRITABLE,
+        (true, false) => mio::Interest::READABLE,
+        _ => mio::Interest::WRITABLE,
+    }
+}
+
+struct PollState {
+    poll: mio::Poll,
+    events: mio::Events,
+}
+
+struct MioWake(mio::Waker);
+
+impl Wake for MioWake {
+    fn wake(&self) -> io::Result<()> {
+        self.0.wake()
+    }
+}
+
+/// A [`Reactor`] over [`mio::Poll`].
+///
+/// Edge registrations are mio's own (not on Windows, where mio's AFD polls are one event per
+/// arming); oneshot and level are emulated by the adapter as the module docs say, level at the
+/// cost of one re-registration syscall per reported event.
+///
+/// ```
+/// use portable_reactor::{MioReactor, Mode, Reactor};
+/// let reactor = MioReactor::new()?;
+/// assert!(reactor.supports(Mode::Oneshot) && reactor.supports(Mode::Level));
+/// println!("mio drives {}", reactor.mechanism());
+/// # std::io::Result::Ok(())
+/// ```
+pub struct MioReactor {
+    registry: mio::Registry,
+    book: Mutex<Book<Handle>>,
+    /// Holding this lock is what makes polls one at a time.
+    state: Mutex<PollState>,
+    waker: Arc<MioWake>,
+}
+
+impl std::fmt::Debug for MioReactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MioReactor")
+            .field("mechanism", &MECHANISM)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding these locks leaves no half-updated state worth refusing.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl MioReactor {
+    /// Creates a reactor with its own `mio::Poll` and waker.
+    ///
+    /// # Errors
+    ///
+    /// The OS error if the poller or its waker cannot be created (e.g. `EMFILE`).
+    pub fn new() -> io::Result<MioReactor> {
+        let poll = mio::Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        let waker = Arc::new(MioWake(mio::Waker::new(&registry, WAKER)?));
+        Ok(MioReactor {
+            registry,
+            book: Mutex::new(Book::default()),
+            state: Mutex::new(PollState {
+                poll,
+                events: mio::Events::with_capacity(1024),
+            }),
+            waker,
+        })
+    }
+
+    fn check_mode(&self, mode: Mode) -> io::Result<()> {
+        if self.supports(mode) {
+            Ok(())
+        } else {
+            Err(adapter::unsupported(mode, "mio", MECHANISM))
+        }
+    }
+}
+
+impl Reactor for MioReactor {
+    unsafe fn register(
+        &self,
+        source: BorrowedSource<'_>,
+        id: EventId,
+        interest: Interest,
+        mode: Mode,
+    ) -> io::Result<()> {
+        self.check_mode(mode)?;
+        let raw = raw(source);
+        let mut book = lock(&self.book);
+        let key = book.vacant_key(raw)?;
+        // SAFETY: the caller guarantees the source stays open until deregistered; the handle is
+        // dropped at deregistration at the latest.
+        let mut handle = unsafe { Handle::new(raw) };
+        handle.with_source(|s| self.registry.register(s, Token(key), mio_interest(interest)))?;
+        book.insert(raw, id, interest, mode, handle);
+        log::debug!("mio: registered source {raw} as {id} for {interest:?} ({mode:?})");
+        Ok(())
+    }
+
+    fn reregister(
+        &self,
+        source: BorrowedSource<'_>,
+        id: EventId,
+        interest: Interest,
+        mode: Mode,
+    ) -> io::Result<()> {
+        self.check_mode(mode)?;
+        let raw = raw(source);
+        let mut book = lock(&self.book);
+        let (key, entry) = book.lookup(raw)?;
+        entry
+            .extra
+            .with_source(|s| self.registry.reregister(s, Token(key), mio_interest(interest)))?;
+        entry.id = id;
+        entry.interest = interest;
+        entry.mode = mode;
+        entry.armed = true;
+        log::debug!("mio: reregistered source {raw} as {id} for {interest:?} ({mode:?})");
+        Ok(())
+    }
+
+    fn deregister(&self, source: BorrowedSource<'_>) -> io::Result<()> {
+        let raw = raw(source);
+        let mut book = lock(&self.book);
+        book.remove(raw, |entry| {
+            entry.extra.with_source(|s| self.registry.deregister(s))
+        })?;
+        log::debug!("mio: deregistered source {raw}");
+        Ok(())
+    }
+
+    fn poll(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
+        events.clear();
+        let mut state = lock(&self.state);
+        let PollState { poll, events: native } = &mut *state;
+        if native.capacity() != events.capacity() {
+            // Only when the caller switches to a buffer of another size: never in steady state.
+            *native = mio::Events::with_capacity(events.capacity());
+        }
+        wait_until_deadline(timeout, |remaining| {
+            lock(&self.book).begin_wait();
+            let waited = poll.poll(native, remaining);
+            let mut book = lock(&self.book);
+            let mut woken = false;
+            for ev in native.iter() {
+                if ev.token() == WAKER {
+                    woken = true;
+                    continue;
+                }
+                let reported = book.report(ev.token().0, events, |entry| {
+                    Event::new(entry.id)
+                        .with_readable(ev.is_readable() && entry.interest.is_readable())
+                        .with_writable(ev.is_writable() && entry.interest.is_writable())
+                        .with_error(ev.is_error())
+                        .with_read_closed(ev.is_read_closed())
+                        .with_write_closed(ev.is_write_closed())
+                });
+                if let Some(entry) = reported {
+                    if entry.mode == Mode::Level {
+                        let (token, interest) = (ev.token(), mio_interest(entry.interest));
+                        if let Err(e) = entry
+                            .extra
+                            .with_source(|s| self.registry.reregister(s, token, interest))
+                        {
+                            log::warn!("mio: re-arming level registration {} failed: {e}", entry.id);
+                        }
+                    }
+                }
+            }
+            book.end_wait();
+            drop(book);
+            waited?;
+            Ok(!events.is_empty() || woken)
+        })?;
+        log::trace!("mio: poll returned {} events", events.len());
+        Ok(events.len())
+    }
+
+    fn waker(&self) -> Waker {
+        Waker::new(self.waker.clone())
+    }
+
+    fn mechanism(&self) -> Mechanism {
+        MECHANISM
+    }
+
+    fn supports(&self, mode: Mode) -> bool {
+        match mode {
+            Mode::Oneshot | Mode::Level => true,
+            Mode::Edge => MECHANISM != Mechanism::Iocp,
+        }
+    }
+
+    fn hints(&self) -> Hints {
+        match MECHANISM {
+            Mechanism::Kqueue => Hints {
+                peer_shutdown_read_closed: true,
+                peer_reset_read_closed: true,
+                peer_reset_write_closed: false,
+                peer_reset_error: false,
+                connect_refused_error: true,
+                pipe_writer_dropped_read_closed: true,
+            },
+            Mechanism::Iocp => Hints {
+                peer_shutdown_read_closed: true,
+                peer_reset_read_closed: true,
+                peer_reset_write_closed: true,
+                peer_reset_error: false,
+                connect_refused_error: true,
+                pipe_writer_dropped_read_closed: false,
+            },
+            _ => Hints {
+                peer_shutdown_read_closed: true,
+                peer_reset_read_closed: true,
+                peer_reset_write_closed: true,
+                peer_reset_error: true,
+                connect_refused_error: true,
+                pipe_writer_dropped_read_closed: true,
+            },
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "mio"
+    }
+}
+
+impl Drop for MioReactor {
+    fn drop(&mut self) {
+        let mut book = lock(&self.book);
+        for mut entry in book.drain() {
+            let _ = entry.extra.with_source(|s| self.registry.deregister(s));
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! [`PollingReactor`]: the adapter over the `polling` crate (epoll, kqueue, IOCP/AFD, event
+//! ports, poll(2)).
+
+use std::io;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::adapter::{self, wait_until_deadline, Book};
+use crate::source::raw;
+use crate::{BorrowedSource, Event, EventId, Events, Hints, Interest, Mechanism, Mode, Reactor, Wake, Waker};
+
+/// The mechanism `polling` drives on this target.
+const MECHANISM: Mechanism = if cfg!(polling_test_poll_backend) {
+    Mechanism::Poll
+} else if cfg!(any(target_os = "linux", target_os = "android")) {
+    Mechanism::Epoll
+} else if cfg!(any(
+    target_vendor = "apple",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+)) {
+    Mechanism::Kqueue
+} else if cfg!(windows) {
+    Mechanism::Iocp
+} else if cfg!(any(target_os = "illumos", target_os = "solaris")) {
+    Mechanism::EventPorts
+} else {
+    Mechanism::Poll
+};
+
+/// The poller and the wake flag, shared with every [`Waker`].
+struct Shared {
+    poller: polling::Poller,
+    /// Set by a wake, consumed by the poll it interrupts: `polling` returns no event for a
+    /// notification, so this tells a wake from a spurious return.
+    woken: AtomicBool,
+}
+
+impl Wake for Shared {
+    fn wake(&self) -> io::Result<()> {
+        self.woken.store(true, Ordering::Release);
+        self.poller.notify()
+    }
+}
+
+/// A [`Reactor`] over [`polling::Poller`].
+///
+/// Oneshot, level and edge registrations map to `polling`'s own modes, so no mode costs an extra
+/// syscall. `polling` reserves the key `usize::MAX`; ids are mapped to internal keys, so every
+/// id is usable.
+///
+/// ```
+/// use portable_reactor::{Mode, PollingReactor, Reactor};
+/// let reactor = PollingReactor::new()?;
+/// assert!(reactor.supports(Mode::Oneshot));
+/// println!("polling drives {}", reactor.mechanism());
+/// # std::io::Result::Ok(())
+/// ```
+pub struct PollingReactor {
+    shared: Arc<Shared>,
+    book: Mutex<Book<()>>,
+    /// The OS event buffer; holding its lock is what makes polls one at a time.
+    native: Mutex<polling::Events>,
+}
+
+impl std::fmt::Debug for PollingReactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PollingReactor")
+            .field("mechanism", &MECHANISM)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding these locks leaves no half-updated state worth refusing.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn polling_mode(mode: Mode) -> polling::PollMode {
+    match mode {
+        Mode::Oneshot => polling::PollMode::Oneshot,
+        Mode::Level => polling::PollMode::Level,
+        Mode::Edge => polling::PollMode::Edge,
+    }
+}
+
+fn interest_event(key: usize, interest: Interest) -> polling::Event {
+    polling::Event::new(key, interest.is_readable(), interest.is_writable())
+}
+
+impl PollingReactor {
+    /// Creates a reactor with its own OS poller.
+    ///
+    /// # Errors
+    ///
+    /// The OS error if the poller cannot be created (e.g. `EMFILE`).
+    pub fn new() -> io::Result<PollingReactor> {
+        Ok(PollingReactor {
+            shared: Arc::new(Shared {
+                poller: polling::Poller::new()?,
+                woken: AtomicBool::new(false),
+            }),
+            book: Mutex::new(Book::default()),
+            native: Mutex::new(polling::Events::new()),
+        })
+    }
+
+    fn check_mode(&self, mode: Mode) -> io::Result<()> {
+        if self.supports(mode) {
+            Ok(())
+        } else {
+            Err(adapter::unsupported(mode, "polling", MECHANISM))
+        }
+    }
+}
+
+impl Reactor for PollingReactor {
+    unsafe fn register(
+        &self,
+        source: BorrowedSource<'_>,
+        id: EventId,
+        interest: Interest,
+        mode: Mode,
+    ) -> io::Result<()> {
+        self.check_mode(mode)?;
+        let raw = raw(source);
+        let mut book = lock(&self.book);
+        let key = book.vacant_key(raw)?;
+        // SAFETY: the caller guarantees `source` stays open until it is deregistered, which is
+        // what `Poller::add` requires.
+        unsafe {
+            self.shared
+                .poller
+                .add_with_mode(raw, interest_event(key, interest), polling_mode(mode))?;
+        }
+        book.insert(raw, id, interest, mode, ());
+        log::debug!("polling: registered source {raw} as {id} for {interest:?} ({mode:?})");
+        Ok(())
+    }
+
+    fn reregister(
+        &self,
+        source: BorrowedSource<'_>,
+        id: EventId,
+        interest: Interest,
+        mode: Mode,
+    ) -> io::Result<()> {
+        self.check_mode(mode)?;
+        let raw = raw(source);
+        let mut book = lock(&self.book);
+        let (key, entry) = book.lookup(raw)?;
+        self.shared
+            .poller
+            .modify_with_mode(source, interest_event(key, interest), polling_mode(mode))?;
+        entry.id = id;
+        entry.interest = interest;
+        entry.mode = mode;
+        entry.armed = true;
+        log::debug!("polling: reregistered source {raw} as {id} for {interest:?} ({mode:?})");
+        Ok(())
+    }
+
+    fn deregister(&self, source: BorrowedSource<'_>) -> io::Result<()> {
+        let raw = raw(source);
+        let mut book = lock(&self.book);
+        book.remove(raw, |_| self.shared.poller.delete(source))?;
+        log::debug!("polling: deregistered source {raw}");
+        Ok(())
+    }
+
+    fn poll(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
+        events.clear();
+        let mut native = lock(&self.native);
+        if native.capacity().get() != events.capacity() {
+            // Only when the caller switches to a buffer of another size: never in steady state.
+            let capacity = NonZeroUsize::new(events.capacity()).unwrap_or(NonZeroUsize::MIN);
+            *native = polling::Events::with_capacity(capacity);
+        }
+        wait_until_deadline(timeout, |remaining| {
+            native.clear();
+            lock(&self.book).begin_wait();
+            let waited = self.shared.poller.wait(&mut native, remaining);
+            let mut book = lock(&self.book);
+            // `native` holds at most `events.capacity()` events, so every one fits.
+            for ev in native.iter() {
+                book.report(ev.key, events, |entry| {
+                    let closed = ev.is_interrupt();
+                    Event::new(entry.id)
+                        .with_readable(ev.readable && entry.interest.is_readable())
+                        .with_writable(ev.writable && entry.interest.is_writable())
+                        .with_error(ev.is_err() == Some(true))
+                        .with_read_closed(closed)
+                        .with_write_closed(closed)
+                });
+            }
+            book.end_wait();
+            drop(book);
+            waited?;
+            let woken = self.shared.woken.swap(false, Ordering::AcqRel);
+            Ok(!events.is_empty() || woken)
+        })?;
+        log::trace!("polling: poll returned {} events", events.len());
+        Ok(events.len())
+    }
+
+    fn waker(&self) -> Waker {
+        Waker::new(self.shared.clone())
+    }
+
+    fn mechanism(&self) -> Mechanism {
+        MECHANISM
+    }
+
+    fn supports(&self, mode: Mode) -> bool {
+        match mode {
+            Mode::Oneshot => true,
+            Mode::Level => self.shared.poller.supports_level(),
+            Mode::Edge => self.shared.poller.supports_edge(),
+        }
+    }
+
+    fn hints(&self) -> Hints {
+        match MECHANISM {
+            // `polling` reports HUP (both halves) and ERR, but not RDHUP.
+            Mechanism::Epoll | Mechanism::Poll | Mechanism::EventPorts => Hints {
+                peer_shutdown_read_closed: false,
+                peer_reset_read_closed: true,
+                peer_reset_write_closed: true,
+                peer_reset_error: true,
+                connect_refused_error: true,
+                pipe_writer_dropped_read_closed: true,
+            },
+            // AFD: ABORT is reported as HUP, CONNECT_FAIL as an error.
+            Mechanism::Iocp => Hints {
+                peer_shutdown_read_closed: false,
+                peer_reset_read_closed: true,
+                peer_reset_write_closed: true,
+                peer_reset_error: false,
+                connect_refused_error: true,
+                pipe_writer_dropped_read_closed: false,
+            },
+            // `polling` passes no EV_EOF or error information through on kqueue.
+            Mechanism::Kqueue => Hints::default(),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "polling"
+    }
+}

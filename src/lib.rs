@@ -1,0 +1,89 @@
+//! # portable-reactor
+//!
+//! One event_id API over every OS: register a source (a socket, a pipe, any raw fd or `SOCKET`)
+//! under a caller-chosen [`EventId`], poll, and get the ids back, with the same semantics on
+//! Linux (epoll), macOS and the BSDs (kqueue), Windows (IOCP) and illumos (event ports).
+//!
+//! - [`Reactor`]: the trait, its contract and the per-backend tables.
+//! - Backends, thin adapters over well-kept crates: [`PollingReactor`] (over `polling`) and
+//!   [`MioReactor`] (over `mio`); [`DefaultReactor`] for this OS, and [`reactor_by_name`] to
+//!   choose one at run time.
+//!
+//! ```
+//! use portable_reactor::{reactor_by_name, Events, Reactor};
+//! use std::time::Duration;
+//!
+//! for name in portable_reactor::BACKENDS {
+//!     let reactor = reactor_by_name(name)?;
+//!     let mut events = Events::with_capacity(64);
+//!     reactor.poll(&mut events, Some(Duration::ZERO))?;
+//!     println!("{} drives {}", reactor.name(), reactor.mechanism());
+//! }
+//! # std::io::Result::Ok(())
+//! ```
+//!
+//! ## Portability suite
+//!
+//! With the `conformance` feature, `portable_reactor::conformance` holds one test body per
+//! behaviour of the contract, and the `conformance_suite!` macro instantiates all of them for
+//! a backend: ours run it for both adapters, and a third-party backend can run the same suite
+//! in its own tests.
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(not(any(unix, windows)))]
+compile_error!("portable-reactor supports Unix and Windows targets only");
+
+mod adapter;
+mod event;
+mod mechanism;
+mod reactor;
+mod source;
+mod waker;
+
+#[path = "../backends/polling.rs"]
+mod polling_backend;
+
+#[path = "../backends/mio.rs"]
+mod mio_backend;
+
+pub use event::{Event, EventId, Events, Interest, Mode};
+pub use mechanism::Mechanism;
+pub use mio_backend::MioReactor;
+pub use polling_backend::PollingReactor;
+pub use reactor::{Hints, Reactor};
+pub use source::{AsSource, BorrowedSource, RawSource};
+pub use waker::{Wake, Waker};
+
+/// The backend this crate recommends on this OS: [`PollingReactor`], which drives every
+/// mechanism natively (epoll, kqueue, IOCP, event ports) and supports oneshot and level
+/// registrations without emulation.
+pub type DefaultReactor = PollingReactor;
+
+/// The names [`reactor_by_name`] accepts, besides `"default"`.
+pub const BACKENDS: [&str; 2] = ["polling", "mio"];
+
+/// Creates a reactor chosen at run time: `"polling"`, `"mio"` or `"default"`.
+///
+/// ```
+/// let reactor = portable_reactor::reactor_by_name("mio")?;
+/// assert_eq!(reactor.name(), "mio");
+/// let err = portable_reactor::reactor_by_name("select").unwrap_err();
+/// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+/// # std::io::Result::Ok(())
+/// ```
+///
+/// # Errors
+///
+/// `ErrorKind::InvalidInput` for an unknown name; the OS error if the reactor cannot be created.
+pub fn reactor_by_name(name: &str) -> std::io::Result<Box<dyn Reactor>> {
+    match name {
+        "polling" | "default" => Ok(Box::new(PollingReactor::new()?)),
+        "mio" => Ok(Box::new(MioReactor::new()?)),
+        other => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("unknown reactor backend {other:?}; expected one of: polling, mio, default"),
+        )),
+    }
+}

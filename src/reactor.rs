@@ -1,0 +1,232 @@
+//! The [`Reactor`] trait: one event_id API over every OS.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{BorrowedSource, EventId, Events, Interest, Mechanism, Mode, Waker};
+
+/// Which close and error hints a backend guarantees to report, per scenario.
+///
+/// Hints are never false positives on any backend; a `true` field here means the hint is also
+/// never missed in that scenario, on the first event that reports the condition. The portability
+/// suite asserts exactly what a backend declares.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Hints {
+    /// After the peer's `shutdown(Write)`, a readable event carries
+    /// [`is_read_closed`](crate::Event::is_read_closed).
+    pub peer_shutdown_read_closed: bool,
+    /// After the peer reset the connection, an event carries `is_read_closed`.
+    pub peer_reset_read_closed: bool,
+    /// After the peer reset the connection, an event carries `is_write_closed`.
+    pub peer_reset_write_closed: bool,
+    /// After the peer reset the connection, an event carries `is_error`.
+    pub peer_reset_error: bool,
+    /// A refused non-blocking connect reports an event with `is_error`.
+    pub connect_refused_error: bool,
+    /// When the last writer of a pipe is dropped, the reader's event carries `is_read_closed`
+    /// (Unix only; pipes are not sources on Windows).
+    pub pipe_writer_dropped_read_closed: bool,
+}
+
+/// A readiness reactor: register sources under caller-chosen [`EventId`]s, poll, get the ids
+/// back.
+///
+/// The trait is object safe (`Box<dyn Reactor>` is a `Reactor`, so the backend can be chosen at
+/// run time with [`reactor_by_name`](crate::reactor_by_name)), `Send + Sync`, and every method
+/// takes `&self`: one thread may block in [`poll`](Reactor::poll) while others register,
+/// re-register, deregister or wake. Only one thread polls at a time (a second caller waits for
+/// the first).
+///
+/// # Contract
+///
+/// Every backend in this crate keeps this contract on every OS; the portability suite
+/// ([`conformance`](crate#portability-suite)) pins each row.
+///
+/// | behaviour | contract |
+/// |---|---|
+/// | ids | every `usize`, `0` and `usize::MAX` included |
+/// | register a source twice | `ErrorKind::AlreadyExists` |
+/// | reregister / deregister an unregistered source | `ErrorKind::NotFound` |
+/// | unsupported [`Mode`] | `ErrorKind::Unsupported`, nothing registered |
+/// | reregister | replaces id, interest and mode; re-arms a oneshot; readiness already pending is reported under the new id only |
+/// | `poll` | clears `Events`, fills at most its capacity; the rest is reported by later polls, nothing lost or duplicated |
+/// | `poll(Some(Duration::ZERO))` | never blocks |
+/// | `poll(Some(t))` | never returns before `t` has passed unless an event or a wake came; spurious wake-ups and `EINTR` are retried |
+/// | `poll(None)` | blocks until an event or a wake |
+/// | cross-thread (de)registration | takes effect for a poll already blocked in another thread |
+/// | waker | cloneable, `Send + Sync`, coalescing; a wake before `poll` makes it return at once; no event is reported for it |
+/// | after `deregister` | no event for that source, even with data in flight |
+///
+/// # Backends
+///
+/// | backend | Linux, Android | macOS, iOS, BSD | Windows | illumos | `Oneshot` | `Level` | `Edge` |
+/// |---|---|---|---|---|---|---|---|
+/// | [`PollingReactor`](crate::PollingReactor) | epoll (poll(2) with `--cfg polling_test_poll_backend`) | kqueue | IOCP (AFD) | event ports | native | native (not event ports) | epoll, kqueue |
+/// | [`MioReactor`](crate::MioReactor) | epoll | kqueue | IOCP (AFD) | epoll | adapter: disarms after an event, `reregister` re-arms | adapter: re-arms after each event (one extra syscall per event) | epoll, kqueue |
+///
+/// # Close and error hints
+///
+/// The hints on [`Event`](crate::Event) are never false positives. Which ones are guaranteed
+/// differs by backend and OS, as each backend declares in [`Reactor::hints`] (✓ = guaranteed,
+/// – = may be missing):
+///
+/// | scenario, hint | polling: epoll | polling: poll(2) | polling: kqueue | polling: IOCP | mio: epoll | mio: kqueue | mio: IOCP |
+/// |---|---|---|---|---|---|---|---|
+/// | peer `shutdown(Write)`: `read_closed` | – | – | – | – | ✓ | ✓ | ✓ |
+/// | peer reset: `read_closed` | ✓ | ✓ | – | ✓ | ✓ | ✓ | ✓ |
+/// | peer reset: `write_closed` | ✓ | ✓ | – | ✓ | ✓ | – | ✓ |
+/// | peer reset: `error` | ✓ | ✓ | – | – | ✓ | – | – |
+/// | refused connect: `error` | ✓ | ✓ | – | ✓ | ✓ | ✓ | ✓ |
+/// | pipe writer dropped: `read_closed` | ✓ | ✓ | – | n/a | ✓ | ✓ | n/a |
+///
+/// # Example
+///
+/// ```
+/// use std::io::Write;
+/// use std::time::Duration;
+/// use portable_reactor::{AsSource, DefaultReactor, EventId, Events, Interest, Mode, Reactor};
+///
+/// let reactor = DefaultReactor::new()?;
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let mut client = std::net::TcpStream::connect(listener.local_addr()?)?;
+/// let (server, _) = listener.accept()?;
+/// server.set_nonblocking(true)?;
+///
+/// // SAFETY: `server` outlives its registration: it is deregistered before it is dropped.
+/// unsafe { reactor.register(server.as_source(), EventId(42), Interest::READABLE, Mode::Oneshot)? };
+/// client.write_all(b"ping")?;
+///
+/// let mut events = Events::with_capacity(16);
+/// reactor.poll(&mut events, Some(Duration::from_secs(5)))?;
+/// let ids: Vec<EventId> = events.iter().map(|e| e.id()).collect();
+/// assert_eq!(ids, [EventId(42)]);
+/// reactor.deregister(server.as_source())?;
+/// # std::io::Result::Ok(())
+/// ```
+pub trait Reactor: Send + Sync {
+    /// Registers `source` under `id`, waiting for `interest`, re-arming as `mode` says.
+    ///
+    /// The source should be in non-blocking mode; the reactor does not change it.
+    ///
+    /// # Safety
+    ///
+    /// `source` must stay open until it is deregistered (or the reactor is dropped). If it is
+    /// closed while registered, the OS may keep reporting it, or report a different file that
+    /// reuses the descriptor under this `id`.
+    ///
+    /// # Errors
+    ///
+    /// - `ErrorKind::AlreadyExists` if the source is already registered with this reactor.
+    /// - `ErrorKind::Unsupported` if [`supports(mode)`](Reactor::supports) is false.
+    /// - The OS error if the OS refuses the source (e.g. `PermissionDenied` for a regular file
+    ///   on epoll).
+    unsafe fn register(
+        &self,
+        source: BorrowedSource<'_>,
+        id: EventId,
+        interest: Interest,
+        mode: Mode,
+    ) -> io::Result<()>;
+
+    /// Replaces the id, interest and mode of a registered source, and re-arms a oneshot
+    /// registration. If the source is ready for the new interest, the next poll reports it.
+    ///
+    /// # Errors
+    ///
+    /// - `ErrorKind::NotFound` if the source is not registered with this reactor.
+    /// - `ErrorKind::Unsupported` if [`supports(mode)`](Reactor::supports) is false; the old
+    ///   registration stays as it was.
+    /// - The OS error, if any.
+    fn reregister(
+        &self,
+        source: BorrowedSource<'_>,
+        id: EventId,
+        interest: Interest,
+        mode: Mode,
+    ) -> io::Result<()>;
+
+    /// Removes a source's registration. No event is reported for it after this returns.
+    ///
+    /// # Errors
+    ///
+    /// - `ErrorKind::NotFound` if the source is not registered with this reactor.
+    /// - The OS error, if any; the registration is forgotten all the same.
+    fn deregister(&self, source: BorrowedSource<'_>) -> io::Result<()>;
+
+    /// Waits for readiness and fills `events` (cleared first) with at most its capacity of
+    /// events; returns how many.
+    ///
+    /// `timeout`: `None` blocks until an event or a wake; `Some(Duration::ZERO)` never blocks;
+    /// `Some(t)` returns no earlier than `t` unless an event or a wake came first. Returning
+    /// with no event means the timeout passed or a wake came.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of the wait, other than `EINTR` (which is retried).
+    fn poll(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize>;
+
+    /// A handle that wakes this reactor's `poll` from any thread.
+    fn waker(&self) -> Waker;
+
+    /// The OS mechanism this reactor drives.
+    fn mechanism(&self) -> Mechanism;
+
+    /// Whether `mode` can be registered. `Mode::Oneshot` is always supported.
+    fn supports(&self, mode: Mode) -> bool;
+
+    /// Which close and error hints this reactor guarantees.
+    fn hints(&self) -> Hints;
+
+    /// The backend's short name, as accepted by [`reactor_by_name`](crate::reactor_by_name).
+    fn name(&self) -> &'static str;
+}
+
+macro_rules! forward_reactor {
+    ($($ptr:ty),*) => {$(
+        impl<R: Reactor + ?Sized> Reactor for $ptr {
+            unsafe fn register(
+                &self,
+                source: BorrowedSource<'_>,
+                id: EventId,
+                interest: Interest,
+                mode: Mode,
+            ) -> io::Result<()> {
+                // SAFETY: the caller upholds `register`'s contract, which is the same.
+                unsafe { (**self).register(source, id, interest, mode) }
+            }
+            fn reregister(
+                &self,
+                source: BorrowedSource<'_>,
+                id: EventId,
+                interest: Interest,
+                mode: Mode,
+            ) -> io::Result<()> {
+                (**self).reregister(source, id, interest, mode)
+            }
+            fn deregister(&self, source: BorrowedSource<'_>) -> io::Result<()> {
+                (**self).deregister(source)
+            }
+            fn poll(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
+                (**self).poll(events, timeout)
+            }
+            fn waker(&self) -> Waker {
+                (**self).waker()
+            }
+            fn mechanism(&self) -> Mechanism {
+                (**self).mechanism()
+            }
+            fn supports(&self, mode: Mode) -> bool {
+                (**self).supports(mode)
+            }
+            fn hints(&self) -> Hints {
+                (**self).hints()
+            }
+            fn name(&self) -> &'static str {
+                (**self).name()
+            }
+        }
+    )*};
+}
+
+forward_reactor!(Box<R>, Arc<R>, &R);
