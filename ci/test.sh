@@ -64,7 +64,7 @@ skip() {
 
 # Print and run a command.
 run() {
-    printf '+ %s\n' "$*"
+    printf '+ %s\n' "$*" >&2
     "$@"
 }
 
