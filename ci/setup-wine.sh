@@ -71,9 +71,13 @@ if [ ! -f "$WINEPREFIX/system.reg" ] || [ ! -d "$WINEPREFIX/drive_c/windows/syst
     $TO 120 wineserver -w || true
 fi
 
-# 3. Install the DLL into the prefix.
+# 3. Install the DLL into the prefix, unless this Wine ships its own
+#    bcryptprimitives.dll (Wine >= 9: wineboot leaves a placeholder for it).
 SYS32="$WINEPREFIX/drive_c/windows/system32"
-if ! cmp -s "$DLL" "$SYS32/bcryptprimitives.dll"; then
+if [ -f "$SYS32/bcryptprimitives.dll" ] && ! cmp -s "$DLL" "$SYS32/bcryptprimitives.dll" \
+    && head -c 128 "$SYS32/bcryptprimitives.dll" | grep -aq "Wine \(placeholder\|builtin\) DLL"; then
+    log "this Wine has its own bcryptprimitives.dll; not installing the shim"
+elif ! cmp -s "$DLL" "$SYS32/bcryptprimitives.dll"; then
     log "installing bcryptprimitives.dll into $SYS32"
     cp -f "$DLL" "$SYS32/bcryptprimitives.dll"
 fi

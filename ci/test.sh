@@ -90,7 +90,7 @@ apt_install() {
         APT_UPDATED=1
     fi
     # shellcheck disable=SC2086
-    run $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+    run $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing
 }
 
 # ensure_target T: rustup target add T unless installed; skip the leg if not possible.
