@@ -36,9 +36,12 @@
 compile_error!("portable-reactor supports Unix and Windows targets only");
 
 mod adapter;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod event;
 mod mechanism;
 mod reactor;
+pub mod runtime;
 mod source;
 mod waker;
 
@@ -69,7 +72,7 @@ pub const BACKENDS: [&str; 2] = ["polling", "mio"];
 /// ```
 /// let reactor = portable_reactor::reactor_by_name("mio")?;
 /// assert_eq!(reactor.name(), "mio");
-/// let err = portable_reactor::reactor_by_name("select").unwrap_err();
+/// let err = portable_reactor::reactor_by_name("select").err().unwrap();
 /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
 /// # std::io::Result::Ok(())
 /// ```

@@ -1,0 +1,248 @@
+//! The portability suite: one public test body per behaviour of the [`Reactor`] contract.
+//!
+//! Every function here takes a constructor (`make`) for the reactor under test, builds the
+//! sockets it needs, and panics if the backend breaks the contract. Each body runs on every
+//! backend and OS: where a behaviour depends on [`Reactor::supports`], the body asserts the
+//! `Unsupported` error for the modes the backend declines; where close and error hints differ,
+//! it asserts exactly what [`Reactor::hints`] declares (a declared hint must be set on the
+//! first event of its scenario, and no hint is ever set where its condition does not hold).
+//!
+//! Every wait is bounded: events that must arrive are awaited for at most [`ARRIVE`], and
+//! "stays silent" is checked by polling for [`SILENCE`]. No body sleeps to synchronise.
+//!
+//! Run the whole suite for a backend with [`conformance_suite!`](crate::conformance_suite),
+//! from a test file of any crate (a third-party backend included):
+//!
+//! ```ignore
+//! portable_reactor::conformance_suite!(polling, portable_reactor::PollingReactor::new().unwrap());
+//! portable_reactor::conformance_suite!(mine, my_crate::MyReactor::new().unwrap());
+//! ```
+//!
+//! The expression is evaluated once per reactor the behaviour needs (at least once per test),
+//! so it is also the place to initialise logging.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use crate::{AsSource, Event, EventId, Events, Interest, Mode, Reactor};
+
+mod hints;
+mod modes;
+mod readiness;
+mod registration;
+mod sockets;
+mod threads;
+mod timeouts;
+
+pub use hints::*;
+pub use modes::*;
+pub use readiness::*;
+pub use registration::*;
+pub use threads::*;
+pub use timeouts::*;
+
+/// How long the suite waits for an event that must arrive before failing.
+pub const ARRIVE: Duration = Duration::from_secs(10);
+
+/// How long the suite polls to check that a reactor stays silent.
+pub const SILENCE: Duration = Duration::from_millis(100);
+
+/// Every mode, in the order the suite tries them.
+pub const MODES: [Mode; 3] = [Mode::Oneshot, Mode::Level, Mode::Edge];
+
+/// Instantiates the portability suite for a backend: a module `$name` with one `#[test]` per
+/// behaviour in [`conformance`](crate::conformance), each calling the behaviour with a closure
+/// that evaluates `$make` to build a fresh reactor.
+///
+/// `$make` is evaluated inside the generated module, which imports `super::*`, so it may name
+/// items of the calling test file.
+///
+/// ```ignore
+/// portable_reactor::conformance_suite!(polling, portable_reactor::PollingReactor::new().unwrap());
+/// portable_reactor::conformance_suite!(
+///     boxed_mio,
+///     portable_reactor::reactor_by_name("mio").unwrap()
+/// );
+/// ```
+#[macro_export]
+macro_rules! conformance_suite {
+    ($name:ident, $make:expr $(,)?) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $crate::__conformance_tests! {
+                ($make)
+                // registration
+                register_twice_is_already_exists,
+                reregister_unregistered_is_not_found,
+                deregister_unregistered_is_not_found,
+                unsupported_mode_is_rejected_and_registers_nothing,
+                register_deregister_register_has_no_spurious_events,
+                reused_slot_reports_no_stale_event,
+                reregister_replaces_id_and_interest,
+                reregister_with_pending_readiness_reports_new_id_only,
+                reregister_changes_mode,
+                ids_zero_and_max_round_trip,
+                no_events_after_deregister_with_data_in_flight,
+                boxed_dyn_reactor_works,
+                // readiness
+                readable_after_peer_write,
+                writable_after_nonblocking_connect,
+                listener_readable_on_incoming_connection,
+                udp_datagram_is_readable,
+                udp_empty_datagram_is_readable,
+                interest_filters_directions,
+                many_sockets_each_report_their_own_id,
+                capacity_overflow_loses_and_duplicates_nothing,
+                level_capacity_overflow_starves_no_source,
+                // modes
+                oneshot_is_silent_until_rearmed,
+                oneshot_rearm_with_buffered_data_fires_at_once,
+                level_persists_until_drained,
+                edge_reports_once_per_edge,
+                // threads
+                register_from_another_thread_during_blocked_poll,
+                reregister_from_another_thread_rearms_blocked_poll,
+                deregister_from_another_thread_during_blocked_poll,
+                wake_from_another_thread,
+                wake_before_poll_returns_at_once,
+                wakes_coalesce,
+                waker_surfaces_no_event,
+                poll_without_timeout_returns_on_event,
+                // hints
+                mechanism_matches_target_os,
+                healthy_sockets_carry_no_hints,
+                peer_shutdown_hints,
+                peer_reset_hints,
+                refused_connect_hints,
+                #[cfg(unix)]
+                pipe_writer_dropped_hints,
+                // timeouts
+                zero_timeout_never_blocks,
+                timeout_is_never_early,
+                sub_millisecond_timeout_is_never_early,
+                timeout_with_silent_sources_is_never_early,
+            }
+        }
+    };
+}
+
+/// Expands the test list of [`conformance_suite!`]; not public API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_tests {
+    (($make:expr) $($(#[$meta:meta])* $test:ident),* $(,)?) => {$(
+        $(#[$meta])*
+        #[test]
+        fn $test() {
+            $crate::conformance::$test(|| $make);
+        }
+    )*};
+}
+
+/// Registers `source` with `reactor`.
+///
+/// The suite's own sources always outlive their registration: each body creates its sources
+/// before the reactor that watches them, so they are dropped after it, or deregisters them
+/// before dropping them. That is the contract of [`Reactor::register`].
+fn register<R: Reactor + ?Sized, S: AsSource + ?Sized>(
+    reactor: &R,
+    source: &S,
+    id: EventId,
+    interest: Interest,
+    mode: Mode,
+) -> io::Result<()> {
+    // SAFETY: see above: every caller in this module keeps `source` open until it is
+    // deregistered or the reactor is dropped.
+    unsafe { reactor.register(source.as_source(), id, interest, mode) }
+}
+
+/// Polls until some event arrives (at most [`ARRIVE`]) and returns the events of that poll.
+fn poll_some<R: Reactor + ?Sized>(reactor: &R, events: &mut Events, what: &str) -> Vec<Event> {
+    let deadline = Instant::now() + ARRIVE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "{what}: no event within {ARRIVE:?}");
+        let n = reactor.poll(events, Some(left)).unwrap_or_else(|e| panic!("{what}: poll failed: {e}"));
+        assert_eq!(n, events.len(), "{what}: poll's count differs from the events it filled");
+        assert!(n <= events.capacity(), "{what}: poll overfilled the buffer");
+        if n > 0 {
+            return events.iter().copied().collect();
+        }
+    }
+}
+
+/// Polls until an event arrives and asserts that it is exactly one event, for `id`.
+fn expect_one<R: Reactor + ?Sized>(reactor: &R, id: EventId, what: &str) -> Event {
+    let mut events = Events::with_capacity(64);
+    let got = poll_some(reactor, &mut events, what);
+    assert!(
+        got.len() == 1 && got[0].id() == id,
+        "{what}: expected exactly one event for {id}, got {got:?}"
+    );
+    got[0]
+}
+
+/// Polls for [`SILENCE`] and asserts that nothing is reported.
+fn expect_silence<R: Reactor + ?Sized>(reactor: &R, what: &str) {
+    let mut events = Events::with_capacity(64);
+    reactor
+        .poll(&mut events, Some(SILENCE))
+        .unwrap_or_else(|e| panic!("{what}: poll failed: {e}"));
+    assert!(
+        events.is_empty(),
+        "{what}: expected no event within {SILENCE:?}, got {:?}",
+        events.as_slice()
+    );
+}
+
+/// Asserts that `result` is the `Unsupported` error.
+fn expect_unsupported(result: io::Result<()>, what: &str) {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => {}
+        other => panic!("{what}: expected ErrorKind::Unsupported, got {other:?}"),
+    }
+}
+
+/// Asserts that `result` is an error of `kind`.
+fn expect_kind(result: io::Result<()>, kind: io::ErrorKind, what: &str) {
+    match result {
+        Err(e) if e.kind() == kind => {}
+        other => panic!("{what}: expected ErrorKind::{kind:?}, got {other:?}"),
+    }
+}
+
+/// Asserts that an event on a healthy source carries no close or error hint.
+fn expect_no_hints(event: &Event, what: &str) {
+    assert!(
+        !event.is_error() && !event.is_read_closed() && !event.is_write_closed(),
+        "{what}: hints are never false positives, got {event:?}"
+    );
+}
+
+/// A tiny deterministic PRNG (xorshift64*), so the suite needs no `rand`.
+struct Prng(u64);
+
+impl Prng {
+    fn new(seed: u64) -> Prng {
+        Prng(seed | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Fisher–Yates.
+    fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = (self.next() % (i as u64 + 1)) as usize;
+            items.swap(i, j);
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Timeouts: zero never blocks, and no timeout ends early.
+
+use std::time::{Duration, Instant};
+
+use super::sockets::{send, tcp_pair, udp};
+use super::{register, ARRIVE};
+use crate::{AsSource, EventId, Events, Interest, Mode, Reactor};
+
+/// How long a `poll(Some(Duration::ZERO))` may take before it counts as blocking: generous, for
+/// loaded machines, yet far below any real wait.
+const NON_BLOCKING: Duration = Duration::from_secs(1);
+
+fn expect_full_wait<R: Reactor>(reactor: &R, events: &mut Events, timeout: Duration, what: &str) {
+    let start = Instant::now();
+    reactor.poll(events, Some(timeout)).expect("poll");
+    let took = start.elapsed();
+    assert!(events.is_empty(), "{what}: unexpected events {:?}", events.as_slice());
+    assert!(took >= timeout, "{what}: poll({timeout:?}) returned early, after {took:?}");
+}
+
+/// `poll(Some(Duration::ZERO))` returns at once, idle or not, and reports what is ready.
+pub fn zero_timeout_never_blocks<R: Reactor>(make: impl Fn() -> R) {
+    let (a, b) = tcp_pair();
+    let reactor = make();
+    let mut events = Events::with_capacity(8);
+    for _ in 0..10 {
+        let start = Instant::now();
+        reactor.poll(&mut events, Some(Duration::ZERO)).expect("poll");
+        assert!(start.elapsed() < NON_BLOCKING, "poll(ZERO) blocked for {:?}", start.elapsed());
+        assert!(events.is_empty(), "{:?}", events.as_slice());
+    }
+    register(&reactor, &a, EventId(1), Interest::READABLE, Mode::Oneshot).expect("register");
+    send(&b, b"x");
+    super::sockets::await_unread_data(&a);
+    // The readiness is there; a zero-timeout poll reports it (a few tries allow for the OS to
+    // deliver it to the poller), and never blocks meanwhile.
+    let deadline = Instant::now() + ARRIVE;
+    loop {
+        let start = Instant::now();
+        let n = reactor.poll(&mut events, Some(Duration::ZERO)).expect("poll");
+        assert!(start.elapsed() < NON_BLOCKING, "poll(ZERO) blocked for {:?}", start.elapsed());
+        if n > 0 {
+            assert_eq!(events.iter().map(|e| e.id()).collect::<Vec<_>>(), [EventId(1)]);
+            break;
+        }
+        assert!(Instant::now() < deadline, "poll(ZERO) never reported a ready source");
+    }
+    reactor.deregister(a.as_source()).expect("deregister");
+}
+
+/// `poll(Some(t))` with nothing registered never returns before `t`, twice in a row.
+pub fn timeout_is_never_early<R: Reactor>(make: impl Fn() -> R) {
+    let reactor = make();
+    let mut events = Events::with_capacity(8);
+    for timeout in [50, 50, 1, 1, 20].map(Duration::from_millis) {
+        expect_full_wait(&reactor, &mut events, timeout, "idle reactor");
+    }
+}
+
+/// Sub-millisecond timeouts (300 µs, 1 µs, 999 µs) are not rounded down to a non-blocking poll.
+pub fn sub_millisecond_timeout_is_never_early<R: Reactor>(make: impl Fn() -> R) {
+    let reactor = make();
+    let mut events = Events::with_capacity(8);
+    for timeout in [300, 300, 1, 999, 300, 1500].map(Duration::from_micros) {
+        expect_full_wait(&reactor, &mut events, timeout, "sub-millisecond timeout");
+    }
+}
+
+/// With idle sources registered (streams, a listener, a UDP socket), a timeout is still never
+/// early.
+pub fn timeout_with_silent_sources_is_never_early<R: Reactor>(make: impl Fn() -> R) {
+    let (a, _b) = tcp_pair();
+    let listener = std::net::TcpListener::bind(super::sockets::loopback()).expect("bind");
+    listener.set_nonblocking(true).expect("set_nonblocking");
+    let u = udp();
+    let reactor = make();
+    register(&reactor, &a, EventId(1), Interest::READABLE, Mode::Oneshot).expect("register");
+    register(&reactor, &listener, EventId(2), Interest::READABLE, Mode::Oneshot).expect("register");
+    register(&reactor, &u, EventId(3), Interest::READABLE, Mode::Oneshot).expect("register");
+    let mut events = Events::with_capacity(8);
+    for timeout in [Duration::from_millis(50), Duration::from_millis(50), Duration::from_micros(300)] {
+        expect_full_wait(&reactor, &mut events, timeout, "idle sources");
+    }
+    reactor.deregister(a.as_source()).expect("deregister");
+    reactor.deregister(listener.as_source()).expect("deregister");
+    reactor.deregister(u.as_source()).expect("deregister");
+}

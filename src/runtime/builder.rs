@@ -1,0 +1,226 @@
+//! [`Builder`]: the runtime's limits and defaults.
+
+use std::io;
+use std::time::Duration;
+
+use super::Runtime;
+use crate::{DefaultReactor, Reactor};
+
+/// The environment variable that sets the thread pool's size (1 to 1024) when the builder
+/// does not.
+pub const THREADS_ENV: &str = "PORTABLE_REACTOR_THREADS";
+
+/// The default I/O deadline: a watch that sees no event for this long is closed with
+/// `ErrorKind::TimedOut`. Two minutes, Node's historical socket timeout.
+pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The default high watermark: registrations held with the OS at once.
+pub const DEFAULT_HIGH_WATERMARK: usize = 65_536;
+
+/// The default bound on watches queued above the high watermark.
+pub const DEFAULT_QUEUE_LIMIT: usize = 8_192;
+
+/// The default thread pool size.
+pub const DEFAULT_THREADS: usize = 4;
+
+const MAX_THREADS: usize = 1024;
+
+/// Settings a runtime is built with.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) threads: usize,
+    pub(crate) io_timeout: Option<Duration>,
+    pub(crate) high_watermark: usize,
+    pub(crate) queue_limit: usize,
+    pub(crate) events_capacity: usize,
+}
+
+/// Builds a [`Runtime`] with chosen limits.
+///
+/// | setting | default |
+/// |---|---|
+/// | [`threads`](Builder::threads) | `PORTABLE_REACTOR_THREADS` if set, else 4 |
+/// | [`io_timeout`](Builder::io_timeout) | 120 s ([`DEFAULT_IO_TIMEOUT`]) |
+/// | [`high_watermark`](Builder::high_watermark) | 65,536 registrations |
+/// | [`queue_limit`](Builder::queue_limit) | 8,192 queued watches |
+/// | [`events_capacity`](Builder::events_capacity) | 1,024 events per poll |
+///
+/// ```
+/// use portable_reactor::runtime::Builder;
+/// use std::time::Duration;
+///
+/// let rt = Builder::new()
+///     .threads(2)
+///     .io_timeout(Duration::from_secs(30))
+///     .high_watermark(10_000)
+///     .queue_limit(1_000)
+///     .build()?;
+/// assert_eq!(rt.stats().registered, 0);
+/// # std::io::Result::Ok(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Builder {
+    threads: Option<usize>,
+    io_timeout: Option<Duration>,
+    high_watermark: usize,
+    queue_limit: usize,
+    events_capacity: usize,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+fn invalid(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message)
+}
+
+impl Builder {
+    /// A builder with the defaults in the table above.
+    pub fn new() -> Builder {
+        Builder {
+            threads: None,
+            io_timeout: Some(DEFAULT_IO_TIMEOUT),
+            high_watermark: DEFAULT_HIGH_WATERMARK,
+            queue_limit: DEFAULT_QUEUE_LIMIT,
+            events_capacity: 1024,
+        }
+    }
+
+    /// The thread pool's size, 1 to 1024; overrides `PORTABLE_REACTOR_THREADS`. Threads start on
+    /// first use.
+    pub fn threads(mut self, threads: usize) -> Builder {
+        self.threads = Some(threads);
+        self
+    }
+
+    /// The default deadline of every watch (an idle timeout; see
+    /// [`Runtime::watch_with`](super::Runtime::watch_with)).
+    pub fn io_timeout(mut self, timeout: Duration) -> Builder {
+        self.io_timeout = Some(timeout);
+        self
+    }
+
+    /// Watches get no deadline unless they ask for one: the explicit opt-out.
+    pub fn no_io_timeout(mut self) -> Builder {
+        self.io_timeout = None;
+        self
+    }
+
+    /// At most this many registrations are held with the OS; further watches wait in a queue.
+    pub fn high_watermark(mut self, registrations: usize) -> Builder {
+        self.high_watermark = registrations;
+        self
+    }
+
+    /// At most this many watches wait above the high watermark; further watches fail at once.
+    pub fn queue_limit(mut self, watches: usize) -> Builder {
+        self.queue_limit = watches;
+        self
+    }
+
+    /// The most events one poll returns (at least 1).
+    pub fn events_capacity(mut self, events: usize) -> Builder {
+        self.events_capacity = events;
+        self
+    }
+
+    /// Builds a runtime on the [`DefaultReactor`].
+    ///
+    /// # Errors
+    ///
+    /// `ErrorKind::InvalidInput` for a setting out of range (threads not in 1..=1024, a high
+    /// watermark of 0 or above the most watchers a runtime can index, an events capacity of 0,
+    /// a malformed `PORTABLE_REACTOR_THREADS`); the OS error if the reactor cannot be created.
+    pub fn build(self) -> io::Result<Runtime<DefaultReactor>> {
+        let config = self.config()?;
+        Runtime::with_config(DefaultReactor::new()?, config)
+    }
+
+    /// Builds a runtime on `reactor` (any backend, `Box<dyn Reactor>` included).
+    ///
+    /// ```
+    /// use portable_reactor::runtime::Builder;
+    /// let rt = Builder::new().build_with(portable_reactor::reactor_by_name("mio")?)?;
+    /// assert_eq!(rt.reactor().name(), "mio");
+    /// # std::io::Result::Ok(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`build`](Builder::build).
+    pub fn build_with<R: Reactor + 'static>(self, reactor: R) -> io::Result<Runtime<R>> {
+        let config = self.config()?;
+        Runtime::with_config(reactor, config)
+    }
+
+    fn config(self) -> io::Result<Config> {
+        let threads = match self.threads {
+            Some(n) => n,
+            None => threads_from_env(std::env::var_os(THREADS_ENV))?,
+        };
+        if !(1..=MAX_THREADS).contains(&threads) {
+            return Err(invalid(format!("thread pool size {threads} is not in 1..={MAX_THREADS}")));
+        }
+        if self.high_watermark == 0 || self.high_watermark > super::watchers::MAX_WATCHERS {
+            return Err(invalid(format!(
+                "high watermark {} is not in 1..={}",
+                self.high_watermark,
+                super::watchers::MAX_WATCHERS
+            )));
+        }
+        if self.events_capacity == 0 {
+            return Err(invalid("events capacity must be at least 1".into()));
+        }
+        Ok(Config {
+            threads,
+            io_timeout: self.io_timeout,
+            high_watermark: self.high_watermark,
+            queue_limit: self.queue_limit,
+            events_capacity: self.events_capacity,
+        })
+    }
+}
+
+/// Parses `PORTABLE_REACTOR_THREADS`; unset means the default.
+fn threads_from_env(value: Option<std::ffi::OsString>) -> io::Result<usize> {
+    let Some(value) = value else { return Ok(DEFAULT_THREADS) };
+    let text = value.to_str().unwrap_or("");
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
+        _ => Err(invalid(format!(
+            "{THREADS_ENV}={value:?} is not a thread count in 1..={MAX_THREADS}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_values() {
+        assert_eq!(threads_from_env(None).unwrap(), DEFAULT_THREADS);
+        assert_eq!(threads_from_env(Some("8".into())).unwrap(), 8);
+        assert_eq!(threads_from_env(Some(" 1024 ".into())).unwrap(), 1024);
+        for bad in ["0", "1025", "four", "", "-1"] {
+            let err = threads_from_env(Some(bad.into())).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{bad:?}");
+            assert!(err.to_string().contains(THREADS_ENV));
+        }
+    }
+
+    #[test]
+    fn out_of_range_settings_are_refused() {
+        for builder in [
+            Builder::new().threads(0),
+            Builder::new().threads(1025),
+            Builder::new().high_watermark(0),
+            Builder::new().events_capacity(0),
+        ] {
+            assert_eq!(builder.config().unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        }
+    }
+}

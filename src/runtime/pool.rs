@@ -1,0 +1,123 @@
+//! The thread pool for blocking work: a FIFO queue served by a fixed number of threads, spawned
+//! on first use. Results go back to the loop through the [`Inbox`].
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+
+use super::inbox::{Inbox, JobOutput, Message};
+
+/// A job: computes a boxed value on a pool thread.
+pub(crate) type Work = Box<dyn FnOnce() -> Box<dyn std::any::Any + Send> + Send>;
+
+struct Jobs {
+    queue: VecDeque<(u64, Work)>,
+    running: usize,
+    shutdown: bool,
+}
+
+struct Shared {
+    jobs: Mutex<Jobs>,
+    ready: Condvar,
+}
+
+fn lock(m: &Mutex<Jobs>) -> MutexGuard<'_, Jobs> {
+    // Jobs run outside the lock and panics are caught, so the state is never half-updated.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The pool. Dropping it lets the threads finish their current job and exit.
+pub(crate) struct Pool {
+    shared: Arc<Shared>,
+    threads: usize,
+    spawned: usize,
+}
+
+impl Pool {
+    pub(crate) fn new(threads: usize) -> Pool {
+        Pool {
+            shared: Arc::new(Shared {
+                jobs: Mutex::new(Jobs {
+                    queue: VecDeque::new(),
+                    running: 0,
+                    shutdown: false,
+                }),
+                ready: Condvar::new(),
+            }),
+            threads,
+            spawned: 0,
+        }
+    }
+
+    /// Queues `work`; its output reaches `inbox` as `Message::Done(id, ..)`.
+    ///
+    /// # Errors
+    ///
+    /// The OS error if no pool thread could be started at all.
+    pub(crate) fn submit<Rt: 'static>(&mut self, id: u64, work: Work, inbox: &Arc<Inbox<Rt>>) -> std::io::Result<()> {
+        let queued = {
+            let mut jobs = lock(&self.shared.jobs);
+            jobs.queue.push_back((id, work));
+            jobs.queue.len() + jobs.running
+        };
+        if self.spawned < self.threads && queued > self.spawned {
+            if let Err(e) = self.spawn(inbox) {
+                if self.spawned == 0 {
+                    lock(&self.shared.jobs).queue.retain(|(job, _)| *job != id);
+                    return Err(e);
+                }
+                log::warn!("runtime: pool thread {} not started ({e}); {} keep serving", self.spawned, self.spawned);
+                self.threads = self.spawned;
+            }
+        }
+        self.shared.ready.notify_one();
+        Ok(())
+    }
+
+    fn spawn<Rt: 'static>(&mut self, inbox: &Arc<Inbox<Rt>>) -> std::io::Result<()> {
+        let shared = self.shared.clone();
+        let inbox = inbox.clone();
+        thread::Builder::new()
+            .name(format!("reactor-pool-{}", self.spawned))
+            .spawn(move || worker(&shared, &inbox))?;
+        self.spawned += 1;
+        log::debug!("runtime: started pool thread {} of {}", self.spawned, self.threads);
+        Ok(())
+    }
+
+    /// (queued, running) jobs.
+    pub(crate) fn load(&self) -> (usize, usize) {
+        let jobs = lock(&self.shared.jobs);
+        (jobs.queue.len(), jobs.running)
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        lock(&self.shared.jobs).shutdown = true;
+        self.shared.ready.notify_all();
+    }
+}
+
+fn worker<Rt>(shared: &Shared, inbox: &Inbox<Rt>) {
+    loop {
+        let (id, work) = {
+            let mut jobs = lock(&shared.jobs);
+            loop {
+                if jobs.shutdown {
+                    return;
+                }
+                if let Some(job) = jobs.queue.pop_front() {
+                    jobs.running += 1;
+                    break job;
+                }
+                jobs = shared.ready.wait(jobs).unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+        };
+        let output: JobOutput = catch_unwind(AssertUnwindSafe(work));
+        lock(&shared.jobs).running -= 1;
+        // A closed inbox means the runtime is gone: the result has nowhere to go.
+        let _ = inbox.push(Message::Done(id, output));
+    }
+}

@@ -1,0 +1,142 @@
+//! What a watch holds (its source and callback, type-erased) and the options it is made with.
+
+use std::any::Any;
+use std::io;
+use std::time::Duration;
+
+use super::Runtime;
+use crate::{AsSource, BorrowedSource, Event, EventId, Reactor};
+
+/// How a persistent watch is re-armed.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Trigger {
+    /// Edge-triggered where the backend supports it (epoll, kqueue): no syscall per event, and
+    /// the callback must read or write until `WouldBlock`. Elsewhere level-triggered, and where
+    /// neither exists, a oneshot registration re-armed after each callback.
+    #[default]
+    Edge,
+    /// Level-triggered (reported while ready), or oneshot re-armed after each callback where the
+    /// backend lacks level.
+    Level,
+}
+
+/// The deadline a watch asks for.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) enum Timeout {
+    /// The builder's I/O timeout.
+    #[default]
+    Default,
+    /// This one.
+    After(Duration),
+    /// None at all: the explicit opt-out.
+    Never,
+}
+
+impl Timeout {
+    pub(crate) fn resolve(self, default: Option<Duration>) -> Option<Duration> {
+        match self {
+            Timeout::Default => default,
+            Timeout::After(t) => Some(t),
+            Timeout::Never => None,
+        }
+    }
+}
+
+/// Options of a watch: its deadline and trigger.
+///
+/// ```
+/// use portable_reactor::runtime::{Trigger, WatchOptions};
+/// use std::time::Duration;
+/// let fast = WatchOptions::new().timeout(Duration::from_secs(5));
+/// let forever = WatchOptions::new().no_timeout().trigger(Trigger::Level);
+/// # let _ = (fast, forever);
+/// ```
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct WatchOptions {
+    pub(crate) timeout: Timeout,
+    pub(crate) trigger: Trigger,
+}
+
+impl WatchOptions {
+    /// The builder's default deadline, [`Trigger::Edge`].
+    pub fn new() -> WatchOptions {
+        WatchOptions::default()
+    }
+
+    /// Ends the watch with `ErrorKind::TimedOut` after `idle` without an event.
+    pub fn timeout(mut self, idle: Duration) -> WatchOptions {
+        self.timeout = Timeout::After(idle);
+        self
+    }
+
+    /// No deadline for this watch: the explicit opt-out.
+    pub fn no_timeout(mut self) -> WatchOptions {
+        self.timeout = Timeout::Never;
+        self
+    }
+
+    /// How a persistent watch is re-armed.
+    pub fn trigger(mut self, trigger: Trigger) -> WatchOptions {
+        self.trigger = trigger;
+        self
+    }
+}
+
+/// A watch's source and callback.
+pub(crate) trait Entry<R: Reactor + 'static> {
+    fn source(&self) -> BorrowedSource<'_>;
+    fn source_any(&mut self) -> &mut dyn Any;
+    /// Runs the callback; a persistent entry comes back to be stored again.
+    fn call(self: Box<Self>, rt: &mut Runtime<R>, id: EventId, event: io::Result<Event>) -> Option<Box<dyn Entry<R>>>;
+}
+
+pub(crate) struct Persistent<S, F> {
+    pub(crate) source: S,
+    pub(crate) callback: F,
+}
+
+impl<R, S, F> Entry<R> for Persistent<S, F>
+where
+    R: Reactor + 'static,
+    S: AsSource + 'static,
+    F: FnMut(&mut Runtime<R>, EventId, &mut S, io::Result<Event>) + 'static,
+{
+    fn source(&self) -> BorrowedSource<'_> {
+        self.source.as_source()
+    }
+
+    fn source_any(&mut self) -> &mut dyn Any {
+        &mut self.source
+    }
+
+    fn call(mut self: Box<Self>, rt: &mut Runtime<R>, id: EventId, event: io::Result<Event>) -> Option<Box<dyn Entry<R>>> {
+        (self.callback)(rt, id, &mut self.source, event);
+        Some(self)
+    }
+}
+
+pub(crate) struct Once<S, F> {
+    pub(crate) source: S,
+    pub(crate) callback: F,
+}
+
+impl<R, S, F> Entry<R> for Once<S, F>
+where
+    R: Reactor + 'static,
+    S: AsSource + 'static,
+    F: FnOnce(&mut Runtime<R>, S, io::Result<Event>) + 'static,
+{
+    fn source(&self) -> BorrowedSource<'_> {
+        self.source.as_source()
+    }
+
+    fn source_any(&mut self) -> &mut dyn Any {
+        &mut self.source
+    }
+
+    fn call(self: Box<Self>, rt: &mut Runtime<R>, _id: EventId, event: io::Result<Event>) -> Option<Box<dyn Entry<R>>> {
+        let Once { source, callback } = *self;
+        callback(rt, source, event);
+        None
+    }
+}

@@ -1,0 +1,333 @@
+//! The I/O watcher table: slots keyed by [`EventId`] (slab index plus generation), the
+//! high-watermark queue, and the lazy deadline heap.
+//!
+//! The id handed to the reactor *is* the watcher's id, so an event leads straight to its
+//! callback. The generation in the id's upper bits makes an event for a freed, reused slot
+//! miss, never reach the wrong callback.
+//!
+//! Deadlines are idle timeouts: each event pushes the watcher's deadline forward without
+//! touching the heap. When a heap entry surfaces, the watcher has either expired or its newer
+//! deadline is pushed again, so a busy connection costs no heap operation per event.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+use crate::{EventId, Interest, Mode};
+
+/// Bits of an [`EventId`] that hold the slot index; the rest hold the generation.
+const INDEX_BITS: u32 = if usize::BITS >= 64 { 32 } else { 20 };
+const INDEX_MASK: usize = (1 << INDEX_BITS) - 1;
+const GENERATIONS: usize = usize::MAX >> INDEX_BITS;
+
+/// The most watchers that can exist at once (registered plus queued).
+pub(crate) const MAX_WATCHERS: usize = INDEX_MASK;
+
+/// Where a watcher stands with the OS.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Registered with the reactor.
+    Registered,
+    /// Waiting under the high watermark.
+    Queued,
+}
+
+/// One watcher. `E` is the type-erased source and callback.
+pub(crate) struct Slot<E> {
+    generation: usize,
+    pub(crate) state: State,
+    /// `None` while the watcher's own callback runs.
+    pub(crate) entry: Option<E>,
+    pub(crate) interest: Interest,
+    /// The reactor mode of the registration.
+    pub(crate) mode: Mode,
+    /// Fires once, then is removed.
+    pub(crate) once: bool,
+    /// Persistent over a oneshot registration: re-armed after each callback.
+    pub(crate) rearm: bool,
+    /// The interest changed while the callback ran: re-register when it returns.
+    pub(crate) interest_dirty: bool,
+    /// Closed while its callback ran: finish the close when it returns.
+    pub(crate) closing: bool,
+    pub(crate) refed: bool,
+    timeout: Option<Duration>,
+    deadline: Option<Instant>,
+    /// The deadline of this watcher's live heap entry, if it has one.
+    heap_at: Option<Instant>,
+}
+
+/// What a new watcher starts with.
+pub(crate) struct NewWatcher<E> {
+    pub(crate) entry: E,
+    pub(crate) state: State,
+    pub(crate) interest: Interest,
+    pub(crate) mode: Mode,
+    pub(crate) once: bool,
+    pub(crate) rearm: bool,
+    pub(crate) timeout: Option<Duration>,
+}
+
+pub(crate) struct Watchers<E> {
+    slots: Slab<Slot<E>>,
+    next_generation: usize,
+    queue: VecDeque<EventId>,
+    deadlines: BinaryHeap<Reverse<(Instant, EventId)>>,
+    registered: usize,
+    queued: usize,
+    refed: usize,
+}
+
+impl<E> Default for Watchers<E> {
+    fn default() -> Self {
+        Watchers {
+            slots: Slab::new(),
+            next_generation: 0,
+            queue: VecDeque::new(),
+            deadlines: BinaryHeap::new(),
+            registered: 0,
+            queued: 0,
+            refed: 0,
+        }
+    }
+}
+
+fn split(id: EventId) -> (usize, usize) {
+    (id.0 & INDEX_MASK, id.0 >> INDEX_BITS)
+}
+
+impl<E> Watchers<E> {
+    /// Adds a watcher (registered or queued, as `new.state` says) with its deadline counted from
+    /// `now`. The caller registers it with the reactor.
+    pub(crate) fn insert(&mut self, new: NewWatcher<E>, now: Instant) -> EventId {
+        let generation = self.next_generation;
+        self.next_generation = (self.next_generation + 1) & GENERATIONS;
+        let deadline = new.timeout.map(|t| super::deadline_after(now, t));
+        let index = self.slots.insert(Slot {
+            generation,
+            state: new.state,
+            entry: Some(new.entry),
+            interest: new.interest,
+            mode: new.mode,
+            once: new.once,
+            rearm: new.rearm,
+            interest_dirty: false,
+            closing: false,
+            refed: true,
+            timeout: new.timeout,
+            deadline,
+            heap_at: deadline,
+        });
+        let id = EventId(index | (generation << INDEX_BITS));
+        self.refed += 1;
+        match new.state {
+            State::Registered => self.registered += 1,
+            State::Queued => {
+                self.queued += 1;
+                self.queue.push_back(id);
+            }
+        }
+        if let Some(deadline) = deadline {
+            self.deadlines.push(Reverse((deadline, id)));
+        }
+        id
+    }
+
+    /// How many watchers exist (registered plus queued).
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub(crate) fn get_mut(&mut self, id: EventId) -> Option<&mut Slot<E>> {
+        let (index, generation) = split(id);
+        self.slots.get_mut(index).filter(|s| s.generation == generation)
+    }
+
+    /// Removes a watcher for good; the caller deregisters its entry first.
+    pub(crate) fn remove(&mut self, id: EventId) -> Option<Slot<E>> {
+        self.get_mut(id)?;
+        let slot = self.slots.remove(split(id).0);
+        match slot.state {
+            State::Registered => self.registered -= 1,
+            // Its queue entry is skipped when it surfaces.
+            State::Queued => self.queued -= 1,
+        }
+        if slot.refed {
+            self.refed -= 1;
+        }
+        Some(slot)
+    }
+
+    /// An event arrived: the idle deadline restarts at `now`.
+    pub(crate) fn touch(slot: &mut Slot<E>, now: Instant) {
+        if let Some(timeout) = slot.timeout {
+            slot.deadline = Some(super::deadline_after(now, timeout));
+        }
+    }
+
+    /// Changes a watcher's timeout, counting from `now`.
+    pub(crate) fn set_timeout(&mut self, id: EventId, timeout: Option<Duration>, now: Instant) -> bool {
+        let Some(slot) = self.get_mut(id) else { return false };
+        slot.timeout = timeout;
+        slot.deadline = timeout.map(|t| super::deadline_after(now, t));
+        if let Some(deadline) = slot.deadline {
+            if slot.heap_at.map_or(true, |at| deadline < at) {
+                slot.heap_at = Some(deadline);
+                self.deadlines.push(Reverse((deadline, id)));
+            }
+        }
+        true
+    }
+
+    /// Marks a watcher as (not) keeping the loop alive.
+    pub(crate) fn set_ref(&mut self, id: EventId, refed: bool) -> bool {
+        let Some(slot) = self.get_mut(id) else { return false };
+        if slot.refed != refed {
+            slot.refed = refed;
+            if refed {
+                self.refed += 1;
+            } else {
+                self.refed -= 1;
+            }
+        }
+        true
+    }
+
+    /// The next queued watcher to register, if one is waiting; it counts as registered from now.
+    pub(crate) fn admit(&mut self) -> Option<EventId> {
+        while let Some(id) = self.queue.pop_front() {
+            if let Some(slot) = self.get_mut(id) {
+                if slot.state == State::Queued {
+                    slot.state = State::Registered;
+                    self.queued -= 1;
+                    self.registered += 1;
+                    return Some(id);
+                }
+            }
+        }
+        None
+    }
+
+    /// The earliest deadline in the heap (possibly superseded by a later one: waking for it is
+    /// harmless).
+    pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
+        while let Some(Reverse((at, id))) = self.deadlines.peek().copied() {
+            match self.get_mut(id) {
+                Some(slot) if slot.heap_at == Some(at) => return Some(at),
+                _ => {
+                    self.deadlines.pop();
+                }
+            }
+        }
+        None
+    }
+
+    /// The next watcher whose deadline passed at `now`, if any. Its heap entry is consumed.
+    pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<EventId> {
+        loop {
+            let Reverse((at, id)) = *self.deadlines.peek()?;
+            if at > now {
+                return None;
+            }
+            self.deadlines.pop();
+            let Some(slot) = self.get_mut(id) else { continue };
+            if slot.heap_at != Some(at) {
+                continue;
+            }
+            match slot.deadline {
+                Some(deadline) if deadline <= now => {
+                    slot.heap_at = None;
+                    return Some(id);
+                }
+                Some(later) => {
+                    slot.heap_at = Some(later);
+                    self.deadlines.push(Reverse((later, id)));
+                }
+                None => slot.heap_at = None,
+            }
+        }
+    }
+
+    pub(crate) fn registered(&self) -> usize {
+        self.registered
+    }
+
+    pub(crate) fn queued(&self) -> usize {
+        self.queued
+    }
+
+    pub(crate) fn refed(&self) -> usize {
+        self.refed
+    }
+
+    /// Every watcher's entry and state, for teardown.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = Slot<E>> + '_ {
+        self.queue.clear();
+        self.deadlines.clear();
+        self.registered = 0;
+        self.queued = 0;
+        self.refed = 0;
+        self.slots.drain()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(state: State, timeout: Option<Duration>) -> NewWatcher<&'static str> {
+        NewWatcher {
+            entry: "e",
+            state,
+            interest: Interest::READABLE,
+            mode: Mode::Level,
+            once: false,
+            rearm: false,
+            timeout,
+        }
+    }
+
+    #[test]
+    fn reused_slot_gets_a_new_id() {
+        let now = Instant::now();
+        let mut w = Watchers::default();
+        let a = w.insert(new(State::Registered, None), now);
+        w.remove(a).unwrap();
+        let b = w.insert(new(State::Registered, None), now);
+        assert_eq!(split(a).0, split(b).0, "same slot");
+        assert_ne!(a, b);
+        assert!(w.get_mut(a).is_none(), "a stale id misses");
+        assert!(w.get_mut(b).is_some());
+    }
+
+    #[test]
+    fn idle_deadline_moves_without_heap_churn() {
+        let t0 = Instant::now();
+        let mut w = Watchers::default();
+        let id = w.insert(new(State::Registered, Some(Duration::from_secs(10))), t0);
+        for i in 1..100 {
+            Watchers::touch(w.get_mut(id).unwrap(), t0 + Duration::from_secs(i));
+        }
+        assert_eq!(w.deadlines.len(), 1);
+        assert_eq!(w.pop_expired(t0 + Duration::from_secs(10)), None, "pushed forward");
+        assert_eq!(w.deadlines.len(), 1);
+        assert_eq!(w.pop_expired(t0 + Duration::from_secs(108)), None);
+        assert_eq!(w.pop_expired(t0 + Duration::from_secs(109)), Some(id));
+    }
+
+    #[test]
+    fn queue_admits_in_order_and_skips_removed() {
+        let now = Instant::now();
+        let mut w = Watchers::default();
+        let a = w.insert(new(State::Queued, None), now);
+        let b = w.insert(new(State::Queued, None), now);
+        let c = w.insert(new(State::Queued, None), now);
+        assert_eq!(w.queued(), 3);
+        w.remove(b);
+        assert_eq!(w.admit(), Some(a));
+        assert_eq!(w.admit(), Some(c));
+        assert_eq!(w.admit(), None);
+        assert_eq!((w.registered(), w.queued()), (2, 0));
+    }
+}
