@@ -105,6 +105,23 @@ fn mio_interest(interest: Interest) -> mio::Interest {
     }
 }
 
+/// One mio event as the contract wants it.
+///
+/// mio reports end of stream and errors without readiness where the OS does (a pipe whose
+/// writer is gone is `EPOLLHUP` alone on epoll), but a closed or failed source is readable and
+/// writable: the next read or write tells what happened, and a caller that only looks at
+/// `is_readable` must still be woken. So a read-closed or error event counts as readable, and a
+/// write-closed or error event as writable, for the directions the registration asked for.
+fn translate(id: EventId, interest: Interest, ev: &mio::event::Event) -> Event {
+    let (error, read_closed, write_closed) = (ev.is_error(), ev.is_read_closed(), ev.is_write_closed());
+    Event::new(id)
+        .with_readable((ev.is_readable() || read_closed || error) && interest.is_readable())
+        .with_writable((ev.is_writable() || write_closed || error) && interest.is_writable())
+        .with_error(error)
+        .with_read_closed(read_closed)
+        .with_write_closed(write_closed)
+}
+
 struct PollState {
     poll: mio::Poll,
     events: mio::Events,
@@ -253,14 +270,7 @@ impl Reactor for MioReactor {
                     woken = true;
                     continue;
                 }
-                let reported = book.report(ev.token().0, events, |entry| {
-                    Event::new(entry.id)
-                        .with_readable(ev.is_readable() && entry.interest.is_readable())
-                        .with_writable(ev.is_writable() && entry.interest.is_writable())
-                        .with_error(ev.is_error())
-                        .with_read_closed(ev.is_read_closed())
-                        .with_write_closed(ev.is_write_closed())
-                });
+                let reported = book.report(ev.token().0, events, |entry| translate(entry.id, entry.interest, ev));
                 if let Some(entry) = reported {
                     if entry.mode == Mode::Level {
                         let (token, interest) = (ev.token(), mio_interest(entry.interest));
