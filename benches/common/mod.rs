@@ -1,0 +1,738 @@
+//! The harness every bench shares: configuration from the environment, interleaved rounds,
+//! per-round ratios with min/median/max, CPU pinning, child-process re-exec with resource
+//! usage, and the markdown report in `target/bench-report.md`.
+//!
+//! Each bench is a `harness = false` binary that includes this module with `mod common;`; not
+//! every bench uses every helper.
+#![allow(dead_code)]
+
+pub mod loadgen;
+pub mod servers;
+
+use std::fmt::Write as _;
+use std::io::{self, BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The deadline the runtime puts on every wait by default; every echo/idle server contender
+/// applies it to every read so that all of them pay for a timer per wait. Keep it equal to the
+/// runtime's default once `src/runtime/` defines one.
+pub const RUNTIME_DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Bench configuration, read from the environment.
+///
+/// - `BENCH_QUICK=1`: smoke mode (3 short rounds, smaller workloads).
+/// - `BENCH_ROUNDS=N`: rounds per contender (default 5, quick 3; at least 3 for min/median/max).
+/// - `BENCH_SECS=S`: seconds per measured run (default 1.0, quick 0.3).
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// Smoke mode.
+    pub quick: bool,
+    /// Rounds per contender.
+    pub rounds: usize,
+    /// Length of one measured run.
+    pub secs: Duration,
+}
+
+fn env_parse<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+impl Config {
+    /// Reads the configuration from the environment.
+    pub fn from_env() -> Config {
+        let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| v != "0" && !v.is_empty());
+        let rounds = env_parse::<usize>("BENCH_ROUNDS")
+            .unwrap_or(if quick { 3 } else { 5 })
+            .max(1);
+        let secs = env_parse::<f64>("BENCH_SECS")
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .unwrap_or(if quick { 0.3 } else { 1.0 });
+        Config {
+            quick,
+            rounds,
+            secs: Duration::from_secs_f64(secs),
+        }
+    }
+
+    /// One line describing the configuration, for the console and the report.
+    pub fn describe(&self) -> String {
+        format!(
+            "rounds={} secs={:.2}{} cpus={} pinning={}",
+            self.rounds,
+            self.secs.as_secs_f64(),
+            if self.quick { " quick" } else { "" },
+            cpus(),
+            if can_pin() { "yes" } else { "no" }
+        )
+    }
+}
+
+/// Decides whether this invocation should run the bench: `cargo bench` passes `--bench`;
+/// `cargo test --benches` does not, and then the bench only says it was skipped (results are
+/// figures, never test assertions). `BENCH_FORCE=1` runs it anyway.
+pub fn should_run(name: &str) -> bool {
+    let bench = std::env::args().any(|a| a == "--bench");
+    if bench || std::env::var("BENCH_FORCE").is_ok_and(|v| v != "0") {
+        return true;
+    }
+    println!("{name}: not run (use `cargo bench --bench {name}`; BENCH_FORCE=1 forces it)");
+    false
+}
+
+/// Whether the bench name filter given on the command line (`cargo bench -- FILTER`) admits
+/// `what`. No filter admits everything.
+pub fn filter_admits(what: &str) -> bool {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    filters.is_empty() || filters.iter().any(|f| what.contains(f.as_str()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics
+// ---------------------------------------------------------------------------------------------
+
+/// Min, median and max of a sample.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spread {
+    /// Smallest value.
+    pub min: f64,
+    /// Median (mean of the two middle values for an even count).
+    pub median: f64,
+    /// Largest value.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `values` (NaN values are ignored); `None` if there is none.
+    pub fn of(values: &[f64]) -> Option<Spread> {
+        let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Some(Spread {
+            min: v[0],
+            median,
+            max: v[n - 1],
+        })
+    }
+
+    /// The spread of the per-round ratios `ours[i] / reference[i]`.
+    pub fn of_ratios(ours: &[f64], reference: &[f64]) -> Option<Spread> {
+        let ratios: Vec<f64> = ours
+            .iter()
+            .zip(reference)
+            .filter(|(_, r)| **r != 0.0)
+            .map(|(o, r)| o / r)
+            .collect();
+        Spread::of(&ratios)
+    }
+}
+
+/// Formats a figure with 3-4 significant digits.
+pub fn fmt_num(x: f64) -> String {
+    if x.is_nan() {
+        return "n/a".into();
+    }
+    let a = x.abs();
+    if a >= 1e6 {
+        format!("{:.3}M", x / 1e6)
+    } else if a >= 1e4 {
+        format!("{:.1}k", x / 1e3)
+    } else if a >= 100.0 {
+        format!("{x:.0}")
+    } else if a >= 10.0 {
+        format!("{x:.1}")
+    } else if a >= 1.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+/// Runs `rounds` interleaved rounds of `n` contenders: each round runs every contender once,
+/// alternating the order between rounds (0 1 2 .., then .. 2 1 0) so that a drift of the host's
+/// speed does not favour whoever runs first. `run(round, contender)` returns the figure of one
+/// run (NaN when the contender could not run). Returns the figures per contender, by round.
+pub fn interleave(rounds: usize, n: usize, mut run: impl FnMut(usize, usize) -> f64) -> Vec<Vec<f64>> {
+    let mut out = vec![Vec::with_capacity(rounds); n];
+    for round in 0..rounds {
+        let order: Vec<usize> = if round % 2 == 0 {
+            (0..n).collect()
+        } else {
+            (0..n).rev().collect()
+        };
+        let mut figures = vec![f64::NAN; n];
+        for c in order {
+            figures[c] = run(round, c);
+        }
+        for (c, f) in figures.into_iter().enumerate() {
+            out[c].push(f);
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+// ---------------------------------------------------------------------------------------------
+
+/// One row of a bench's table.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// Who was measured.
+    pub contender: String,
+    /// What was measured, with its unit.
+    pub metric: String,
+    /// The figures' spread over rounds.
+    pub spread: Option<Spread>,
+    /// The reference this row is compared with, and the spread of the per-round ratios.
+    pub ratio: Option<(String, Option<Spread>)>,
+    /// The goal, in words (e.g. `>= 0.97`).
+    pub goal: Option<String>,
+    /// Whether the goal is met (judged on the median ratio).
+    pub met: Option<bool>,
+}
+
+impl Row {
+    /// A row with figures and no comparison.
+    pub fn new(contender: impl Into<String>, metric: impl Into<String>, values: &[f64]) -> Row {
+        Row {
+            contender: contender.into(),
+            metric: metric.into(),
+            spread: Spread::of(values),
+            ratio: None,
+            goal: None,
+            met: None,
+        }
+    }
+
+    /// Adds the per-round ratio `values[i] / reference[i]`.
+    pub fn vs(mut self, reference_name: impl Into<String>, values: &[f64], reference: &[f64]) -> Row {
+        self.ratio = Some((reference_name.into(), Spread::of_ratios(values, reference)));
+        self
+    }
+
+    /// Adds a goal on the median ratio: met when `median >= min_ratio`.
+    pub fn goal_at_least(mut self, min_ratio: f64) -> Row {
+        self.goal = Some(format!(">= {min_ratio}x"));
+        self.met = self
+            .ratio
+            .as_ref()
+            .and_then(|(_, s)| s.map(|s| s.median >= min_ratio));
+        self
+    }
+
+    /// Adds a goal on the median ratio: met when `median <= max_ratio` (lower is better).
+    pub fn goal_at_most(mut self, max_ratio: f64) -> Row {
+        self.goal = Some(format!("<= {max_ratio}x"));
+        self.met = self
+            .ratio
+            .as_ref()
+            .and_then(|(_, s)| s.map(|s| s.median <= max_ratio));
+        self
+    }
+
+    /// A goal stated in words with no verdict (e.g. the contender is not wired yet).
+    pub fn goal_text(mut self, goal: impl Into<String>) -> Row {
+        self.goal = Some(goal.into());
+        self
+    }
+}
+
+/// A bench's section of `target/bench-report.md`, printed to the console as it is built.
+#[derive(Debug)]
+pub struct Report {
+    bench: &'static str,
+    title: String,
+    config: String,
+    notes: Vec<String>,
+    rows: Vec<Row>,
+}
+
+/// The order of the sections in the report file.
+const SECTION_ORDER: [&str; 5] = ["reactor_overhead", "echo", "timers", "idle", "pool"];
+
+impl Report {
+    /// A new section for bench `bench` (its target name).
+    pub fn new(bench: &'static str, title: impl Into<String>, config: &Config) -> Report {
+        let title = title.into();
+        println!("== {bench}: {title} ({})", config.describe());
+        Report {
+            bench,
+            title,
+            config: config.describe(),
+            notes: Vec::new(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a note under the table (and prints it).
+    pub fn note(&mut self, note: impl Into<String>) {
+        let note = note.into();
+        println!("   note: {note}");
+        self.notes.push(note);
+    }
+
+    /// Adds a row (and prints it).
+    pub fn row(&mut self, row: Row) {
+        let mut line = format!("   {:<44} {:<26}", row.contender, row.metric);
+        if let Some(s) = row.spread {
+            let _ = write!(
+                line,
+                " median {:>9} (min {}, max {})",
+                fmt_num(s.median),
+                fmt_num(s.min),
+                fmt_num(s.max)
+            );
+        } else {
+            line.push_str(" n/a");
+        }
+        if let Some((name, Some(r))) = &row.ratio {
+            let _ = write!(
+                line,
+                "  ratio vs {name}: {:.3} (min {:.3}, max {:.3})",
+                r.median, r.min, r.max
+            );
+        }
+        if let Some(goal) = &row.goal {
+            let verdict = match row.met {
+                Some(true) => " met",
+                Some(false) => " NOT met",
+                None => "",
+            };
+            let _ = write!(line, "  goal {goal}{verdict}");
+        }
+        println!("{line}");
+        self.rows.push(row);
+    }
+
+    fn markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "## {} (`{}`)\n", self.title, self.bench);
+        let _ = writeln!(s, "Configuration: {}.\n", self.config);
+        s.push_str("| contender | metric | min | median | max | ratio vs reference (median [min, max]) | goal | met? |\n");
+        s.push_str("|---|---|---:|---:|---:|---|---|---|\n");
+        for r in &self.rows {
+            let (min, med, max) = match r.spread {
+                Some(sp) => (fmt_num(sp.min), fmt_num(sp.median), fmt_num(sp.max)),
+                None => ("n/a".into(), "n/a".into(), "n/a".into()),
+            };
+            let ratio = match &r.ratio {
+                Some((name, Some(sp))) => {
+                    format!("{:.3} [{:.3}, {:.3}] vs {name}", sp.median, sp.min, sp.max)
+                }
+                Some((name, None)) => format!("n/a vs {name}"),
+                None => "—".into(),
+            };
+            let goal = r.goal.clone().unwrap_or_else(|| "—".into());
+            let met = match r.met {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "—",
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {min} | {med} | {max} | {ratio} | {goal} | {met} |",
+                r.contender, r.metric
+            );
+        }
+        if !self.notes.is_empty() {
+            s.push('\n');
+            for n in &self.notes {
+                let _ = writeln!(s, "- {n}");
+            }
+        }
+        s
+    }
+
+    /// Writes (or replaces) this bench's section of the report file and says where.
+    pub fn write(&self) {
+        let path = report_path();
+        match update_report(&path, self.bench, &self.markdown()) {
+            Ok(()) => println!("   report section `{}` written to {}", self.bench, path.display()),
+            Err(e) => eprintln!("   could not write {}: {e}", path.display()),
+        }
+    }
+}
+
+/// `target/bench-report.md` of this package (`BENCH_REPORT` overrides the path).
+pub fn report_path() -> PathBuf {
+    if let Ok(p) = std::env::var("BENCH_REPORT") {
+        return PathBuf::from(p);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("bench-report.md")
+}
+
+fn update_report(path: &std::path::Path, bench: &str, section: &str) -> io::Result<()> {
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    // Existing sections, by name.
+    let mut sections: Vec<(String, String)> = Vec::new();
+    let mut rest = old.as_str();
+    while let Some(start) = rest.find("<!-- bench:") {
+        let after = &rest[start + "<!-- bench:".len()..];
+        let Some(name_end) = after.find(" -->") else { break };
+        let name = after[..name_end].to_string();
+        let end_marker = format!("<!-- /bench:{name} -->");
+        let body_start = name_end + " -->".len();
+        let Some(body_len) = after[body_start..].find(&end_marker) else {
+            break;
+        };
+        let body = after[body_start..body_start + body_len].trim().to_string();
+        rest = &after[body_start + body_len + end_marker.len()..];
+        sections.retain(|(n, _)| *n != name);
+        sections.push((name, body));
+    }
+    sections.retain(|(n, _)| n != bench);
+    sections.push((bench.to_string(), section.trim().to_string()));
+    let rank = |n: &str| SECTION_ORDER.iter().position(|o| *o == n).unwrap_or(usize::MAX);
+    sections.sort_by_key(|(n, _)| rank(n));
+
+    let mut out = String::from("# portable-reactor benchmark report\n\n");
+    out.push_str(
+        "Written by `cargo bench` (each bench replaces its own section). Contenders run \
+         interleaved in rounds; ratios are medians of per-round ratios, with [min, max].\n\n",
+    );
+    for (name, body) in &sections {
+        let _ = write!(out, "<!-- bench:{name} -->\n{body}\n<!-- /bench:{name} -->\n\n");
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("md.tmp");
+    std::fs::write(&tmp, out)?;
+    std::fs::rename(&tmp, path)
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPUs and pinning
+// ---------------------------------------------------------------------------------------------
+
+/// How many CPUs this process may run on.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Whether server and client can be pinned to different cores here.
+pub fn can_pin() -> bool {
+    cfg!(target_os = "linux") && cpus() >= 2 && std::env::var("BENCH_NO_PIN").is_err()
+}
+
+/// The core servers are pinned to.
+pub const SERVER_CORE: usize = 0;
+/// The core clients (loadgen, the bench's own loop) are pinned to.
+pub const CLIENT_CORE: usize = 1;
+
+/// Pins the calling thread to `core`; returns whether it did.
+pub fn pin_current_thread(core: usize) -> bool {
+    if !can_pin() {
+        return false;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        set_affinity(0, core)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = core;
+        false
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn set_affinity(pid: libc::pid_t, core: usize) -> bool {
+    // SAFETY: `cpu_set_t` is plain data for which all-zero is the empty set; CPU_SET writes
+    // inside it (core is bounds-checked by the macro), and sched_setaffinity only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core, &mut set);
+        libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}
+
+/// Makes `cmd`'s process start pinned to `core` (inherited by all its threads), where pinning
+/// is possible.
+pub fn pin_command(cmd: &mut Command, core: usize) {
+    if !can_pin() {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: the closure runs in the forked child before exec and only makes the
+        // async-signal-safe sched_setaffinity syscall on stack data.
+        unsafe {
+            cmd.pre_exec(move || {
+                set_affinity(0, core);
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (cmd, core);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes and resources
+// ---------------------------------------------------------------------------------------------
+
+/// The arguments after `--child`, when this process was re-executed as a contender.
+pub fn child_args() -> Option<Vec<String>> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == "--child")?;
+    Some(args[at + 1..].to_vec())
+}
+
+/// A command that re-executes this bench binary as child contender `args`.
+pub fn self_command(args: &[&str]) -> Command {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut cmd = Command::new(exe);
+    cmd.arg("--child").args(args);
+    cmd
+}
+
+/// The Node.js binary (`NODE` overrides), if one runs here.
+pub fn node() -> Option<PathBuf> {
+    let path = PathBuf::from(std::env::var("NODE").unwrap_or_else(|_| "node".into()));
+    let ok = Command::new(&path)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then_some(path)
+}
+
+/// Writes `script` to `target/bench-<name>` and returns its path.
+pub fn write_script(name: &str, script: &str) -> io::Result<PathBuf> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join(format!("bench-{name}"));
+    std::fs::create_dir_all(path.parent().expect("parent"))?;
+    std::fs::write(&path, script)?;
+    Ok(path)
+}
+
+/// A running child contender, killed when dropped. Its stdin is a pipe the child watches:
+/// when this process dies, the child sees end-of-file and exits.
+#[derive(Debug)]
+pub struct Running {
+    /// The process.
+    pub child: Child,
+    /// Its standard output, line by line.
+    pub stdout: BufReader<ChildStdout>,
+}
+
+impl Running {
+    /// Starts `cmd` pinned to `core` (where possible), with piped stdin and stdout.
+    pub fn spawn(mut cmd: Command, core: Option<usize>) -> io::Result<Running> {
+        if let Some(core) = core {
+            pin_command(&mut cmd, core);
+        }
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+        let mut child = cmd.spawn()?;
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        Ok(Running { child, stdout })
+    }
+
+    /// The next line the child prints that starts with `prefix`, without it (other lines are
+    /// echoed to the console). `Unsupported` if the child prints `UNSUPPORTED <why>` instead,
+    /// `UnexpectedEof` if it exits first.
+    pub fn expect_line(&mut self, prefix: &str) -> io::Result<String> {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.stdout.read_line(&mut line)? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("child exited before printing {prefix:?}"),
+                ));
+            }
+            let l = line.trim_end();
+            if let Some(why) = l.strip_prefix("UNSUPPORTED") {
+                return Err(io::Error::new(io::ErrorKind::Unsupported, why.trim().to_string()));
+            }
+            if let Some(rest) = l.strip_prefix(prefix) {
+                return Ok(rest.trim().to_string());
+            }
+            println!("   [child] {l}");
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Closes the child's stdin and waits for it to exit, with its resource usage.
+    pub fn finish(mut self) -> io::Result<Usage> {
+        drop(self.child.stdin.take());
+        wait_with_usage(&mut self.child)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// What a child process used, as its parent's `wait4` sees it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Usage {
+    /// User + system CPU time (NaN where unknown).
+    pub cpu_secs: f64,
+    /// Peak resident set size in bytes (NaN where unknown).
+    pub max_rss: f64,
+    /// Whether it exited with status 0.
+    pub success: bool,
+}
+
+/// Waits for `child` and returns its resource usage (`wait4` on Unix).
+pub fn wait_with_usage(child: &mut Child) -> io::Result<Usage> {
+    #[cfg(unix)]
+    {
+        let pid = child.id() as libc::pid_t;
+        let mut status: libc::c_int = 0;
+        // SAFETY: `rusage` is plain data, all-zero is valid.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        loop {
+            // SAFETY: `pid` is our un-reaped child; `status` and `ru` are valid for writes.
+            let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+            if r == pid {
+                break;
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        // Linux reports ru_maxrss in KiB, Apple platforms in bytes.
+        let rss_unit = if cfg!(target_vendor = "apple") {
+            1.0
+        } else {
+            1024.0
+        };
+        Ok(Usage {
+            cpu_secs: tv(ru.ru_utime) + tv(ru.ru_stime),
+            max_rss: ru.ru_maxrss as f64 * rss_unit,
+            success: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let status = child.wait()?;
+        Ok(Usage {
+            cpu_secs: f64::NAN,
+            max_rss: f64::NAN,
+            success: status.success(),
+        })
+    }
+}
+
+/// CPU time (user + system) this process has used so far, all threads (NaN where unknown).
+pub fn process_cpu_secs() -> f64 {
+    #[cfg(unix)]
+    {
+        // SAFETY: `rusage` is plain data, all-zero is valid.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `ru` is valid for writes.
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+            return f64::NAN;
+        }
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        tv(ru.ru_utime) + tv(ru.ru_stime)
+    }
+    #[cfg(not(unix))]
+    {
+        f64::NAN
+    }
+}
+
+/// A field of `/proc/PID/status` (e.g. `VmRSS`, `VmHWM`) in bytes; Linux only.
+pub fn proc_status_bytes(pid: u32, field: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))?;
+    let kib: f64 = line[field.len() + 1..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024.0)
+}
+
+/// Raises this process's soft limit on open files to at least `want` (up to the hard limit);
+/// returns the soft limit in force afterwards.
+pub fn raise_nofile(want: u64) -> u64 {
+    #[cfg(unix)]
+    {
+        // SAFETY: `rlimit` is plain data, all-zero is valid.
+        let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+        // SAFETY: `lim` is valid for writes.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+            return 0;
+        }
+        let target = (want as libc::rlim_t).min(lim.rlim_max);
+        if lim.rlim_cur < target {
+            lim.rlim_cur = target;
+            // SAFETY: `lim` is a valid rlimit with cur <= max.
+            unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+            // SAFETY: as above.
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+        }
+        lim.rlim_cur as u64
+    }
+    #[cfg(not(unix))]
+    {
+        want
+    }
+}
+
+/// A loopback TCP listener on an ephemeral port with a listen backlog of 1024 (std, mio and
+/// tokio use 128, which makes 256 connecting clients retry for a second).
+pub fn listener_1024() -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let addr: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// In a child: exits the process when the parent closes our stdin (or dies).
+pub fn exit_when_stdin_closes() {
+    std::thread::spawn(|| {
+        let mut sink = Vec::new();
+        let _ = io::Read::read_to_end(&mut io::stdin(), &mut sink);
+        std::process::exit(0);
+    });
+}
+
+/// Sleeps out the rest of `total` since `start` (used to make runs comparable in length).
+pub fn sleep_rest(start: Instant, total: Duration) {
+    if let Some(rest) = total.checked_sub(start.elapsed()) {
+        std::thread::sleep(rest);
+    }
+}

@@ -1,0 +1,345 @@
+//! Echo servers, each run as a child process pinned to the server core: the tokio peer, the
+//! hand-written edge-triggered mio loop, Node.js `net`, and the runtime's (plugged in by
+//! [`runtime_echo`]). Shared by the echo and idle-scale benches.
+//!
+//! Protocol with the parent: the child prints `READY <addr>` (or `UNSUPPORTED <why>`) on
+//! stdout, serves until its stdin closes, and applies [`RUNTIME_DEFAULT_DEADLINE`] to every
+//! read of every connection.
+
+use std::cell::RefCell;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::{listener_1024, node, write_script, Running, RUNTIME_DEFAULT_DEADLINE, SERVER_CORE};
+
+/// The echo server contenders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EchoServer {
+    /// The runtime's net module (`runtime_echo`).
+    Runtime,
+    /// tokio current_thread, one task per connection, `timeout(deadline, readable())`.
+    Tokio,
+    /// Hand-written edge-triggered mio loop with a per-connection deadline swept every second.
+    Mio,
+    /// Node.js `net` with `socket.setTimeout(deadline)`.
+    Node,
+}
+
+impl EchoServer {
+    /// Every contender, the runtime first.
+    pub const ALL: [EchoServer; 4] = [
+        EchoServer::Runtime,
+        EchoServer::Tokio,
+        EchoServer::Mio,
+        EchoServer::Node,
+    ];
+
+    /// The contender's name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            EchoServer::Runtime => "runtime net",
+            EchoServer::Tokio => "tokio current_thread",
+            EchoServer::Mio => "hand-written mio (edge)",
+            EchoServer::Node => "Node.js net (libuv)",
+        }
+    }
+
+    fn child_arg(self) -> &'static str {
+        match self {
+            EchoServer::Runtime => "runtime",
+            EchoServer::Tokio => "tokio",
+            EchoServer::Mio => "mio",
+            EchoServer::Node => "node",
+        }
+    }
+
+    /// Starts the server in a child process pinned to the server core. `Ok(Err(why))` when the
+    /// contender is not available here (Node.js absent, runtime not wired yet).
+    pub fn start(self) -> io::Result<Result<(Running, SocketAddr), String>> {
+        let cmd = match self {
+            EchoServer::Node => {
+                let Some(node) = node() else {
+                    return Ok(Err("`node` not found: Node.js contender skipped".into()));
+                };
+                let script = write_script("echo.js", NODE_ECHO)?;
+                let mut cmd = std::process::Command::new(node);
+                cmd.arg(script)
+                    .arg(RUNTIME_DEFAULT_DEADLINE.as_millis().to_string());
+                cmd
+            }
+            other => super::self_command(&["echo", other.child_arg()]),
+        };
+        let mut running = Running::spawn(cmd, Some(SERVER_CORE))?;
+        match running.expect_line("READY") {
+            Ok(addr) => {
+                let addr = addr
+                    .parse()
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{addr}: {e}")))?;
+                Ok(Ok((running, addr)))
+            }
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => Ok(Err(e.to_string())),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The Node.js echo server (argument: the deadline in ms).
+pub const NODE_ECHO: &str = r#"'use strict';
+const net = require('net');
+const deadline = Number(process.argv[2] || 30000);
+const server = net.createServer({ noDelay: true }, (s) => {
+  s.setNoDelay(true);
+  s.setTimeout(deadline, () => s.destroy());
+  s.on('data', (d) => s.write(d));
+  s.on('error', () => {});
+});
+server.listen({ host: '127.0.0.1', port: 0, backlog: 1024 }, () => {
+  console.log('READY 127.0.0.1:' + server.address().port);
+});
+process.stdin.on('end', () => process.exit(0));
+process.stdin.resume();
+"#;
+
+/// Child side: `--child echo <kind>`. Returns `Ok(false)` if `args` is not an echo child.
+pub fn child_main(args: &[String]) -> io::Result<bool> {
+    let [what, kind, ..] = args else { return Ok(false) };
+    if what != "echo" {
+        return Ok(false);
+    }
+    super::exit_when_stdin_closes();
+    super::raise_nofile(20_000);
+    let listener = listener_1024()?;
+    let addr = listener.local_addr()?;
+    let ready = || {
+        println!("READY {addr}");
+        let _ = io::stdout().flush();
+    };
+    let deadline = RUNTIME_DEFAULT_DEADLINE;
+    match kind.as_str() {
+        "tokio" => tokio_echo(listener, deadline, ready)?,
+        "mio" => mio_echo(listener, deadline, ready)?,
+        "runtime" => match runtime_echo(listener, deadline, ready) {
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+                println!("UNSUPPORTED {e}");
+            }
+            other => other?,
+        },
+        other => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("echo {other}?"),
+            ))
+        }
+    }
+    Ok(true)
+}
+
+/// **The runtime's echo server: plug the runtime in here.**
+///
+/// Serve echo on `listener` (already bound to loopback with backlog 1024, blocking mode) with
+/// the runtime's TCP module, `deadline` on every read (close the connection when it passes),
+/// until the process exits; call `ready()` once accepting. Until the runtime's net module
+/// exists this returns `ErrorKind::Unsupported`, and the benches report the contender as not
+/// wired.
+pub fn runtime_echo(
+    listener: std::net::TcpListener,
+    deadline: Duration,
+    ready: impl FnOnce(),
+) -> io::Result<()> {
+    let _ = (listener, deadline, ready);
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "the runtime's net module is not wired into benches/common/servers.rs::runtime_echo yet",
+    ))
+}
+
+thread_local! {
+    /// One read buffer for every connection of the tokio server (no per-connection buffer).
+    static SHARED_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; 64 * 1024]);
+}
+
+/// tokio's strongest idiom for many mostly-idle connections: one task per connection waiting
+/// for readability under a timeout, reading into a thread-shared buffer, and owning a buffer
+/// only while a write is pending.
+fn tokio_echo(listener: std::net::TcpListener, deadline: Duration, ready: impl FnOnce()) -> io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        ready();
+        loop {
+            let (stream, _) = match listener.accept().await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    log::warn!("tokio echo: accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(tokio_conn(stream, deadline));
+        }
+    })
+}
+
+async fn tokio_conn(mut stream: tokio::net::TcpStream, deadline: Duration) {
+    use tokio::io::AsyncWriteExt;
+    loop {
+        match tokio::time::timeout(deadline, stream.readable()).await {
+            Ok(Ok(())) => {}
+            _ => return,
+        }
+        let mut pending = Vec::new();
+        let closed = SHARED_BUF.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            loop {
+                match stream.try_read(&mut buf) {
+                    Ok(0) => return true,
+                    Ok(n) => match stream.try_write(&buf[..n]) {
+                        Ok(w) if w == n => {}
+                        Ok(w) => {
+                            pending.extend_from_slice(&buf[w..n]);
+                            return false;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            pending.extend_from_slice(&buf[..n]);
+                            return false;
+                        }
+                        Err(_) => return true,
+                    },
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                    Err(_) => return true,
+                }
+            }
+        });
+        if closed {
+            return;
+        }
+        if !pending.is_empty() && stream.write_all(&pending).await.is_err() {
+            return;
+        }
+    }
+}
+
+struct MioConn {
+    stream: mio::net::TcpStream,
+    pending: Vec<u8>,
+    last_active: Instant,
+}
+
+/// The hand-written edge-triggered mio echo loop: one shared read buffer, a per-connection
+/// buffer only for pending writes, one clock read per poll, and deadlines enforced by a sweep
+/// every second.
+fn mio_echo(listener: std::net::TcpListener, deadline: Duration, ready: impl FnOnce()) -> io::Result<()> {
+    use mio::{Events, Interest, Poll, Token};
+    const LISTENER: Token = Token(usize::MAX);
+    const SWEEP: Duration = Duration::from_secs(1);
+
+    listener.set_nonblocking(true)?;
+    let mut listener = mio::net::TcpListener::from_std(listener);
+    let mut poll = Poll::new()?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let mut conns: slab::Slab<MioConn> = slab::Slab::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut events = Events::with_capacity(1024);
+    let mut next_sweep = Instant::now() + SWEEP;
+    ready();
+    loop {
+        let timeout = next_sweep.saturating_duration_since(Instant::now());
+        if let Err(e) = poll.poll(&mut events, Some(timeout)) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        let now = Instant::now();
+        for ev in events.iter() {
+            if ev.token() == LISTENER {
+                loop {
+                    match listener.accept() {
+                        Ok((mut stream, _)) => {
+                            let _ = stream.set_nodelay(true);
+                            let entry = conns.vacant_entry();
+                            poll.registry().register(
+                                &mut stream,
+                                Token(entry.key()),
+                                Interest::READABLE | Interest::WRITABLE,
+                            )?;
+                            entry.insert(MioConn {
+                                stream,
+                                pending: Vec::new(),
+                                last_active: now,
+                            });
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            log::warn!("mio echo: accept: {e}");
+                            break;
+                        }
+                    }
+                }
+                continue;
+            }
+            let key = ev.token().0;
+            let Some(conn) = conns.get_mut(key) else { continue };
+            conn.last_active = now;
+            if !mio_serve(conn, &mut buf) {
+                let mut conn = conns.remove(key);
+                let _ = poll.registry().deregister(&mut conn.stream);
+            }
+        }
+        if now >= next_sweep {
+            next_sweep = now + SWEEP;
+            let expired: Vec<usize> = conns
+                .iter()
+                .filter(|(_, c)| now.duration_since(c.last_active) > deadline)
+                .map(|(k, _)| k)
+                .collect();
+            for key in expired {
+                let mut conn = conns.remove(key);
+                let _ = poll.registry().deregister(&mut conn.stream);
+            }
+        }
+    }
+}
+
+/// Flushes pending output, then echoes until `WouldBlock`; false when the connection is done.
+fn mio_serve(conn: &mut MioConn, buf: &mut [u8]) -> bool {
+    while !conn.pending.is_empty() {
+        match conn.stream.write(&conn.pending) {
+            Ok(n) => {
+                conn.pending.drain(..n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    loop {
+        match conn.stream.read(buf) {
+            Ok(0) => return false,
+            Ok(n) => {
+                let mut off = 0;
+                while off < n {
+                    match conn.stream.write(&buf[off..n]) {
+                        Ok(w) => off += w,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            conn.pending.extend_from_slice(&buf[off..n]);
+                            // Stop reading until the peer drains what we owe it; the writable
+                            // edge brings us back here.
+                            return true;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => return false,
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+}

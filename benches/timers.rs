@@ -1,0 +1,3 @@
+//! Bench stub.
+mod common;
+fn main() {}
