@@ -1,3 +1,136 @@
-//! Bench stub.
+//! Bench 2: echo server throughput. The runtime's net modules vs a tokio current_thread echo
+//! server, a hand-written edge-triggered mio loop and the Node.js `net` echo server (skipped
+//! with a note when `node` is absent), each in a child process pinned to core 0, all driven by
+//! the same loadgen (`benches/common/loadgen.rs`, also `examples/loadgen.rs`) on core 1 at
+//! 1x64 B, 64x64 B and 256x1 KiB, with the runtime's default deadline on every read.
+//!
+//! Goals for the runtime: >= 1.0x tokio and >= 0.97x the mio loop in every scenario, >= 2x
+//! Node.js. The runtime plugs in at `benches/common/servers.rs::runtime_echo`.
+
 mod common;
-fn main() {}
+
+use std::time::Duration;
+
+use common::loadgen::{self, LoadConfig};
+use common::servers::EchoServer;
+use common::{interleave, Config, Report, Row};
+
+const SCENARIOS: [(usize, usize); 3] = [(1, 64), (64, 64), (256, 1024)];
+
+fn main() {
+    env_logger::init();
+    if let Some(args) = common::child_args() {
+        if let Err(e) = common::servers::child_main(&args) {
+            eprintln!("echo child {args:?}: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if !common::should_run("echo") {
+        return;
+    }
+    let cfg = Config::from_env();
+    let mut report = Report::new("echo", "Bench 2: echo server round trips", &cfg);
+    common::raise_nofile(4096);
+    let pinned = common::pin_current_thread(common::CLIENT_CORE);
+    report.note(format!(
+        "servers in child processes on core {}, loadgen (one mio thread) on core {} (pinned: {pinned}); \
+         every server applies a {:?} deadline to every read; listen backlog 1024",
+        common::SERVER_CORE,
+        common::CLIENT_CORE,
+        common::RUNTIME_DEFAULT_DEADLINE
+    ));
+
+    let mut servers = Vec::new();
+    for kind in EchoServer::ALL {
+        match kind.start() {
+            Ok(Ok((running, addr))) => servers.push((kind, running, addr)),
+            Ok(Err(why)) => report.note(format!("{}: not measured: {why}", kind.name())),
+            Err(e) => report.note(format!("{}: failed to start: {e}", kind.name())),
+        }
+    }
+    let warmup = Duration::from_secs_f64((cfg.secs.as_secs_f64() / 4.0).min(0.25));
+    let index_of = |k: EchoServer| servers.iter().position(|(s, _, _)| *s == k);
+
+    for (conns, size) in SCENARIOS {
+        let scenario = format!("{conns}x{size} B");
+        if !common::filter_admits(&scenario) {
+            continue;
+        }
+        let mut p50 = vec![Vec::new(); servers.len()];
+        let mut p99 = vec![Vec::new(); servers.len()];
+        let mut cpu = vec![Vec::new(); servers.len()];
+        let rates = interleave(cfg.rounds, servers.len(), |_, i| {
+            let (kind, running, addr) = &servers[i];
+            let lc = LoadConfig {
+                addr: *addr,
+                conns,
+                size,
+                secs: cfg.secs,
+                warmup,
+            };
+            let cpu_before = common::proc_cpu_secs(running.pid());
+            match loadgen::run(&lc) {
+                Ok(r) => {
+                    let cpu_after = common::proc_cpu_secs(running.pid());
+                    if r.errors > 0 {
+                        eprintln!("   {} {scenario}: {} connection errors", kind.name(), r.errors);
+                    }
+                    p50[i].push(r.p50_us);
+                    p99[i].push(r.p99_us);
+                    // Server CPU over warm-up + window, per round trip counted in the window
+                    // (an upper bound: warm-up round trips are not counted).
+                    let total_secs = r.secs + warmup.as_secs_f64();
+                    cpu[i].push((cpu_after - cpu_before) / (r.rtt_per_sec * total_secs) * 1e6);
+                    r.rtt_per_sec
+                }
+                Err(e) => {
+                    eprintln!("   {} {scenario}: {e}", kind.name());
+                    f64::NAN
+                }
+            }
+        });
+        let tokio = index_of(EchoServer::Tokio);
+        for (i, (kind, _, _)) in servers.iter().enumerate() {
+            let name = format!("{} — {scenario}", kind.name());
+            if *kind == EchoServer::Runtime {
+                for (peer, goal) in [
+                    (EchoServer::Tokio, 1.0),
+                    (EchoServer::Mio, 0.97),
+                    (EchoServer::Node, 2.0),
+                ] {
+                    if let Some(j) = index_of(peer) {
+                        report.row(
+                            Row::new(&name, "round trips/s", &rates[i])
+                                .vs(peer.name(), &rates[i], &rates[j])
+                                .goal_at_least(goal),
+                        );
+                    }
+                }
+            } else {
+                let mut row = Row::new(&name, "round trips/s", &rates[i]);
+                if let Some(t) = tokio.filter(|t| *t != i) {
+                    row = row.vs(EchoServer::Tokio.name(), &rates[i], &rates[t]);
+                }
+                report.row(row);
+            }
+            report.row(Row::new(&name, "p50 latency µs", &p50[i]));
+            report.row(Row::new(&name, "p99 latency µs", &p99[i]));
+            if cfg!(target_os = "linux") {
+                report.row(Row::new(&name, "server CPU µs/round trip", &cpu[i]));
+            }
+        }
+        if index_of(EchoServer::Runtime).is_none() {
+            report.row(
+                Row::new(
+                    format!("{} — {scenario}", EchoServer::Runtime.name()),
+                    "round trips/s",
+                    &[],
+                )
+                .goal_text("not wired yet: >= 1.0x tokio, >= 0.97x mio, >= 2x Node.js"),
+            );
+        }
+    }
+    drop(servers);
+    report.write();
+}

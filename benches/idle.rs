@@ -1,3 +1,165 @@
-//! Bench stub.
+//! Bench 4: idle scale. 10,000 idle connections, each watched with the default deadline, on
+//! each echo server contender (runtime, tokio one task per connection, the hand-written mio
+//! loop, Node.js): resident bytes per connection (VmRSS of the server child after the
+//! connections, each having echoed one byte, minus before, over the count), and the
+//! ping-pong throughput of one active connection beside those idle connections vs a twin
+//! server with none (interleaved).
+//!
+//! Linux only (VmRSS from `/proc`); the runtime plugs in at
+//! `benches/common/servers.rs::runtime_echo`, as for the echo bench.
+
 mod common;
-fn main() {}
+
+fn main() {
+    env_logger::init();
+    if let Some(args) = common::child_args() {
+        if let Err(e) = common::servers::child_main(&args) {
+            eprintln!("idle child {args:?}: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if !common::should_run("idle") {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    imp::main();
+    #[cfg(not(target_os = "linux"))]
+    println!("idle: Linux only (reads /proc/PID/status); skipped on this OS");
+}
+
+#[cfg(target_os = "linux")]
+mod imp {
+    use std::io::{self, Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::Duration;
+
+    use crate::common::loadgen::{self, LoadConfig};
+    use crate::common::servers::EchoServer;
+    use crate::common::{self, interleave, proc_status_bytes, Config, Report, Row};
+
+    /// Opens `n` connections to `addr`, each echoing one byte once (so the server has
+    /// accepted it and waits on it).
+    fn open_idle(addr: SocketAddr, n: usize) -> io::Result<Vec<TcpStream>> {
+        let mut conns = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut s = TcpStream::connect(addr)?;
+            s.set_nodelay(true)?;
+            s.write_all(b"x")?;
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b)?;
+            conns.push(s);
+        }
+        Ok(conns)
+    }
+
+    pub fn main() {
+        let cfg = Config::from_env();
+        let n: usize = std::env::var("BENCH_IDLE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(if cfg.quick { 2_000 } else { 10_000 });
+        let limit = common::raise_nofile(n as u64 + 1024);
+        let mut report = Report::new("idle", format!("Bench 4: {n} idle connections"), &cfg);
+        if (limit as usize) < n + 64 {
+            report.note(format!(
+                "open-file limit {limit} is too low for {n} connections: skipped"
+            ));
+            report.write();
+            return;
+        }
+        let pinned = common::pin_current_thread(common::CLIENT_CORE);
+        report.note(format!(
+            "servers in child processes on core {} (pinned: {pinned}), {:?} deadline on every read; \
+             memory = (VmRSS after {n} connections - VmRSS before) / {n}, a fresh server per round; \
+             throughput = 1 connection x 64 B ping-pong, {n} idle beside it vs a twin server with none",
+            common::SERVER_CORE,
+            common::RUNTIME_DEFAULT_DEADLINE
+        ));
+        let mut results: Vec<(EchoServer, Figures)> = Vec::new();
+        for kind in EchoServer::ALL {
+            match measure(kind, n, &cfg) {
+                Ok(Ok(figures)) => results.push((kind, figures)),
+                Ok(Err(why)) => report.note(format!("{}: not measured: {why}", kind.name())),
+                Err(e) => report.note(format!("{}: failed: {e}", kind.name())),
+            }
+        }
+        let tokio = results.iter().position(|r| r.0 == EchoServer::Tokio);
+        for (i, (kind, (mem, with_idle, alone))) in results.iter().enumerate() {
+            let mut row = Row::new(kind.name(), "resident bytes/connection", mem);
+            if let Some(t) = tokio.filter(|t| *t != i) {
+                row = row.vs(EchoServer::Tokio.name(), mem, &results[t].1 .0);
+            }
+            report.row(row);
+            report.row(
+                Row::new(kind.name(), format!("round trips/s, {n} idle beside"), with_idle).vs(
+                    "same server with none idle",
+                    with_idle,
+                    alone,
+                ),
+            );
+            report.row(Row::new(kind.name(), "round trips/s, none idle", alone));
+        }
+        if !results.iter().any(|r| r.0 == EchoServer::Runtime) {
+            report.row(
+                Row::new(EchoServer::Runtime.name(), "resident bytes/connection", &[])
+                    .goal_text("not wired yet: compare with tokio one task per connection"),
+            );
+        }
+        report.write();
+    }
+
+    type Figures = (Vec<f64>, Vec<f64>, Vec<f64>);
+
+    fn measure(kind: EchoServer, n: usize, cfg: &Config) -> io::Result<Result<Figures, String>> {
+        // Memory: a fresh server per round.
+        let mut mem = Vec::new();
+        for _ in 0..cfg.rounds.clamp(3, 5) {
+            let (server, addr) = match kind.start()? {
+                Ok(s) => s,
+                Err(why) => return Ok(Err(why)),
+            };
+            let before = proc_status_bytes(server.pid(), "VmRSS").unwrap_or(f64::NAN);
+            let conns = open_idle(addr, n)?;
+            std::thread::sleep(Duration::from_millis(100));
+            let after = proc_status_bytes(server.pid(), "VmRSS").unwrap_or(f64::NAN);
+            mem.push((after - before) / n as f64);
+            drop(server);
+            drop(conns);
+        }
+        // Throughput: one server with n idle, a twin with none, interleaved.
+        let (busy, busy_addr) = match kind.start()? {
+            Ok(s) => s,
+            Err(why) => return Ok(Err(why)),
+        };
+        let (quiet, quiet_addr) = match kind.start()? {
+            Ok(s) => s,
+            Err(why) => return Ok(Err(why)),
+        };
+        let idle = open_idle(busy_addr, n)?;
+        let addrs = [busy_addr, quiet_addr];
+        let rates = interleave(cfg.rounds, 2, |_, i| {
+            let lc = LoadConfig {
+                addr: addrs[i],
+                conns: 1,
+                size: 64,
+                secs: cfg.secs,
+                warmup: Duration::from_millis(100),
+            };
+            match loadgen::run(&lc) {
+                Ok(r) => r.rtt_per_sec,
+                Err(e) => {
+                    eprintln!("   {}: {e}", kind.name());
+                    f64::NAN
+                }
+            }
+        });
+        drop(busy);
+        drop(quiet);
+        drop(idle);
+        let mut rates = rates.into_iter();
+        let with_idle = rates.next().unwrap_or_default();
+        let alone = rates.next().unwrap_or_default();
+        Ok(Ok((mem, with_idle, alone)))
+    }
+}

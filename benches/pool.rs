@@ -1,3 +1,141 @@
-//! Bench stub.
+//! Bench 5: thread-pool round trip. A job submitted from the loop thread, its result handed
+//! back to the loop, the next job submitted from that callback: the runtime's
+//! `spawn_blocking` vs tokio's `spawn_blocking` awaited on a current_thread runtime, with 1
+//! and 64 jobs in flight. Figures: round trips per second and process CPU per round trip
+//! (loop + pool threads, from getrusage). Contenders interleaved in the same process.
+//!
+//! The runtime plugs in at `runtime_round_trips` below.
+
 mod common;
-fn main() {}
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{interleave, Config, Report, Row};
+
+static DONE: AtomicU64 = AtomicU64::new(0);
+
+/// **The runtime's pool: plug the runtime in here.** Keep `in_flight` jobs going for `secs`:
+/// each job's callback (on the loop) counts one round trip and submits the next job.
+/// Returns round trips completed.
+fn runtime_round_trips(secs: Duration, in_flight: usize) -> io::Result<u64> {
+    use portable_reactor::runtime::Runtime;
+    fn submit(rt: &mut Runtime, end: Instant) -> io::Result<()> {
+        rt.spawn_blocking(
+            || std::hint::black_box(1u64),
+            move |rt, result| {
+                if let Ok(v) = result {
+                    DONE.fetch_add(v, Ordering::Relaxed);
+                }
+                if Instant::now() < end {
+                    if let Err(e) = submit(rt, end) {
+                        eprintln!("   runtime spawn_blocking: {e}");
+                    }
+                }
+            },
+        )
+    }
+    let mut rt = Runtime::new()?;
+    DONE.store(0, Ordering::Relaxed);
+    let end = Instant::now() + secs;
+    for _ in 0..in_flight {
+        submit(&mut rt, end)?;
+    }
+    rt.run()?;
+    Ok(DONE.load(Ordering::Relaxed))
+}
+
+fn tokio_round_trips(secs: Duration, in_flight: usize) -> io::Result<u64> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let done = Arc::new(AtomicU64::new(0));
+    let end = Instant::now() + secs;
+    rt.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..in_flight {
+            let done = done.clone();
+            tasks.spawn(async move {
+                while Instant::now() < end {
+                    if let Ok(v) = tokio::task::spawn_blocking(|| std::hint::black_box(1u64)).await {
+                        done.fetch_add(v, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+    });
+    Ok(done.load(Ordering::Relaxed))
+}
+
+type Contender = (&'static str, fn(Duration, usize) -> io::Result<u64>);
+
+const CONTENDERS: [Contender; 2] = [
+    ("runtime spawn_blocking", runtime_round_trips),
+    ("tokio spawn_blocking (current_thread)", tokio_round_trips),
+];
+
+fn main() {
+    env_logger::init();
+    if !common::should_run("pool") {
+        return;
+    }
+    let cfg = Config::from_env();
+    let mut report = Report::new("pool", "Bench 5: thread-pool round trip", &cfg);
+    report.note(
+        "loop thread not pinned (the pool needs both cores); CPU = whole process (loop + pool \
+         threads) per round trip; a fresh runtime per run",
+    );
+    for in_flight in [1usize, 64] {
+        let scenario = format!("{in_flight} in flight");
+        if !common::filter_admits(&scenario) {
+            continue;
+        }
+        let mut cpu = vec![Vec::new(); CONTENDERS.len()];
+        let rates = interleave(cfg.rounds, CONTENDERS.len(), |_, i| {
+            let (name, run) = CONTENDERS[i];
+            let (start, cpu0) = (Instant::now(), common::process_cpu_secs());
+            match run(cfg.secs, in_flight) {
+                Ok(n) => {
+                    let (secs, used) = (start.elapsed().as_secs_f64(), common::process_cpu_secs() - cpu0);
+                    cpu[i].push(used / n.max(1) as f64 * 1e6);
+                    n as f64 / secs
+                }
+                Err(e) => {
+                    eprintln!("   {name} {scenario}: {e}");
+                    f64::NAN
+                }
+            }
+        });
+        let (r, t) = (0, 1);
+        report.row(
+            Row::new(
+                format!("{} — {scenario}", CONTENDERS[r].0),
+                "round trips/s",
+                &rates[r],
+            )
+            .vs(CONTENDERS[t].0, &rates[r], &rates[t]),
+        );
+        report.row(
+            Row::new(
+                format!("{} — {scenario}", CONTENDERS[r].0),
+                "CPU µs/round trip",
+                &cpu[r],
+            )
+            .vs(CONTENDERS[t].0, &cpu[r], &cpu[t]),
+        );
+        report.row(Row::new(
+            format!("{} — {scenario}", CONTENDERS[t].0),
+            "round trips/s",
+            &rates[t],
+        ));
+        report.row(Row::new(
+            format!("{} — {scenario}", CONTENDERS[t].0),
+            "CPU µs/round trip",
+            &cpu[t],
+        ));
+    }
+    report.write();
+}

@@ -15,10 +15,10 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The deadline the runtime puts on every wait by default; every echo/idle server contender
-/// applies it to every read so that all of them pay for a timer per wait. Keep it equal to the
-/// runtime's default once `src/runtime/` defines one.
-pub const RUNTIME_DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
+/// The deadline the runtime puts on every wait by default (its builder's I/O timeout); every
+/// echo/idle server contender applies it to every read so that all of them pay for a timer per
+/// wait.
+pub const RUNTIME_DEFAULT_DEADLINE: Duration = portable_reactor::runtime::DEFAULT_IO_TIMEOUT;
 
 /// Bench configuration, read from the environment.
 ///
@@ -734,5 +734,34 @@ pub fn exit_when_stdin_closes() {
 pub fn sleep_rest(start: Instant, total: Duration) {
     if let Some(rest) = total.checked_sub(start.elapsed()) {
         std::thread::sleep(rest);
+    }
+}
+
+/// CPU time (user + system) process `pid` has used so far, from `/proc/PID/stat` (Linux; NaN
+/// elsewhere). Resolution is the clock tick (usually 10 ms).
+pub fn proc_cpu_secs(pid: u32) -> f64 {
+    #[cfg(target_os = "linux")]
+    {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return f64::NAN;
+        };
+        // Fields after the command name (which may hold spaces) in parentheses.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            return f64::NAN;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of the line: indices 11 and 12 after ")".
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+        // SAFETY: sysconf has no memory-safety preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        match (ticks(11), ticks(12)) {
+            (Some(u), Some(s)) if hz > 0.0 => (u + s) / hz,
+            _ => f64::NAN,
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        f64::NAN
     }
 }
