@@ -39,6 +39,7 @@ mod adapter;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod event;
+pub mod fs;
 mod mechanism;
 mod reactor;
 pub mod runtime;

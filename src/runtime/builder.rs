@@ -162,7 +162,9 @@ impl Builder {
             None => threads_from_env(std::env::var_os(THREADS_ENV))?,
         };
         if !(1..=MAX_THREADS).contains(&threads) {
-            return Err(invalid(format!("thread pool size {threads} is not in 1..={MAX_THREADS}")));
+            return Err(invalid(format!(
+                "thread pool size {threads} is not in 1..={MAX_THREADS}"
+            )));
         }
         if self.high_watermark == 0 || self.high_watermark > super::watchers::MAX_WATCHERS {
             return Err(invalid(format!(
@@ -186,7 +188,9 @@ impl Builder {
 
 /// Parses `PORTABLE_REACTOR_THREADS`; unset means the default.
 fn threads_from_env(value: Option<std::ffi::OsString>) -> io::Result<usize> {
-    let Some(value) = value else { return Ok(DEFAULT_THREADS) };
+    let Some(value) = value else {
+        return Ok(DEFAULT_THREADS);
+    };
     let text = value.to_str().unwrap_or("");
     match text.trim().parse::<usize>() {
         Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),

@@ -31,7 +31,7 @@
 //! |---|---|---|
 //! | timers | timers due at the loop time, in deadline then insertion order; then watches past their deadline get `TimedOut` | a timer started here waits for the next iteration |
 //! | pending | errors from re-arming or admitting a watch | next iteration |
-//! | poll | blocks until the next timer or deadline, or not at all when immediates, next-ticks, pending or close callbacks wait | — |
+//! | poll | blocks until the next timer or deadline, or not at all when immediates, next-ticks, pending or close callbacks wait, when stopped, or when nothing referenced is left | — |
 //! | check | [`set_immediate`](Runtime::set_immediate) callbacks | an immediate set here waits for the next iteration |
 //! | close | [`close_with`](Runtime::close_with) callbacks | next iteration |
 //!
@@ -78,7 +78,9 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-pub use builder::{Builder, DEFAULT_HIGH_WATERMARK, DEFAULT_IO_TIMEOUT, DEFAULT_QUEUE_LIMIT, DEFAULT_THREADS, THREADS_ENV};
+pub use builder::{
+    Builder, DEFAULT_HIGH_WATERMARK, DEFAULT_IO_TIMEOUT, DEFAULT_QUEUE_LIMIT, DEFAULT_THREADS, THREADS_ENV,
+};
 pub use inbox::Handle;
 pub use stats::Stats;
 pub use timers::TimerId;
@@ -236,14 +238,16 @@ impl<R: Reactor + 'static> Runtime<R> {
     /// they were set.
     pub fn set_timeout(&mut self, delay: Duration, callback: impl FnOnce(&mut Self) + 'static) -> TimerId {
         let deadline = deadline_after(Instant::now(), delay);
-        self.timers.insert(deadline, TimerCallback::Once(Box::new(callback)))
+        self.timers
+            .insert(deadline, TimerCallback::Once(Box::new(callback)))
     }
 
     /// Runs `callback` every `period`, each time `period` after the previous run began (a late
     /// run is not followed by a burst of catch-up runs).
     pub fn set_interval(&mut self, period: Duration, callback: impl FnMut(&mut Self) + 'static) -> TimerId {
         let deadline = deadline_after(Instant::now(), period);
-        self.timers.insert(deadline, TimerCallback::Every(period, Box::new(callback)))
+        self.timers
+            .insert(deadline, TimerCallback::Every(period, Box::new(callback)))
     }
 
     /// Cancels a timeout or interval (also from inside its own callback). Returns whether it was
@@ -274,7 +278,8 @@ impl<R: Reactor + 'static> Runtime<R> {
 
     /// Cancels an immediate. Returns whether it was still pending.
     pub fn clear_immediate(&mut self, id: ImmediateId) -> bool {
-        let pending = self.immediates.front().is_some_and(|(first, _)| id.0 >= *first) && id.0 < self.next_immediate;
+        let pending =
+            self.immediates.front().is_some_and(|(first, _)| id.0 >= *first) && id.0 < self.next_immediate;
         pending && self.cleared_immediates.insert(id.0)
     }
 
@@ -317,16 +322,21 @@ impl<R: Reactor + 'static> Runtime<R> {
         work: impl FnOnce() -> T + Send + 'static,
         callback: impl FnOnce(&mut Self, io::Result<T>) + 'static,
     ) -> io::Result<()> {
-        let key = self.jobs.insert(Box::new(move |rt: &mut Self, output: JobOutput| {
-            let result = match output {
-                Ok(value) => match value.downcast::<T>() {
-                    Ok(value) => Ok(*value),
-                    Err(_) => Err(io::Error::other("blocking job returned a value of another type")),
-                },
-                Err(panic) => Err(io::Error::other(format!("blocking job panicked: {}", panic_message(&*panic)))),
-            };
-            callback(rt, result);
-        }));
+        let key = self
+            .jobs
+            .insert(Box::new(move |rt: &mut Self, output: JobOutput| {
+                let result = match output {
+                    Ok(value) => match value.downcast::<T>() {
+                        Ok(value) => Ok(*value),
+                        Err(_) => Err(io::Error::other("blocking job returned a value of another type")),
+                    },
+                    Err(panic) => Err(io::Error::other(format!(
+                        "blocking job panicked: {}",
+                        panic_message(&*panic)
+                    ))),
+                };
+                callback(rt, result);
+            }));
         let work: pool::Work = Box::new(move || Box::new(work()) as Box<dyn Any + Send>);
         if let Err(e) = self.pool.submit(key as u64, work, &self.inbox) {
             drop(self.jobs.remove(key));
@@ -469,7 +479,9 @@ impl<R: Reactor + 'static> Runtime<R> {
     ) -> io::Result<EventId> {
         let state = if self.watchers.registered() < self.config.high_watermark {
             State::Registered
-        } else if self.watchers.queued() < self.config.queue_limit && self.watchers.len() < watchers::MAX_WATCHERS {
+        } else if self.watchers.queued() < self.config.queue_limit
+            && self.watchers.len() < watchers::MAX_WATCHERS
+        {
             self.watermark_hits += 1;
             State::Queued
         } else {
@@ -509,12 +521,19 @@ impl<R: Reactor + 'static> Runtime<R> {
 
     /// Registers watcher `id`'s source with the reactor.
     fn register(&mut self, id: EventId) -> io::Result<()> {
-        let Some(slot) = self.watchers.get_mut(id) else { return Ok(()) };
-        let Some(entry) = slot.entry.as_ref() else { return Ok(()) };
+        let Some(slot) = self.watchers.get_mut(id) else {
+            return Ok(());
+        };
+        let Some(entry) = slot.entry.as_ref() else {
+            return Ok(());
+        };
         // SAFETY: the source is owned by the watcher's entry, and every path that drops an
         // entry of a registered watcher deregisters it first (`close`, `expire`, `fire_once`,
         // `after_callback`, `Drop`), so the source stays open while registered.
-        unsafe { self.reactor.register(entry.source(), id, slot.interest, slot.mode) }
+        unsafe {
+            self.reactor
+                .register(entry.source(), id, slot.interest, slot.mode)
+        }
     }
 
     /// Registers queued watches while the high watermark allows.
@@ -530,13 +549,17 @@ impl<R: Reactor + 'static> Runtime<R> {
 
     /// Ends watch `id` with `error`, delivered in the next pending phase.
     fn fail(&mut self, id: EventId, error: io::Error) {
-        let Some(slot) = self.watchers.remove(id) else { return };
+        let Some(slot) = self.watchers.remove(id) else {
+            return;
+        };
         log::warn!("runtime: watch {id} failed: {error}");
         if let Some(entry) = slot.entry {
             if slot.state == State::Registered {
                 let _ = self.reactor.deregister(entry.source());
             }
-            self.pending.push_back(Box::new(move |rt: &mut Self| drop(entry.call(rt, id, Err(error)))));
+            self.pending.push_back(Box::new(move |rt: &mut Self| {
+                drop(entry.call(rt, id, Err(error)))
+            }));
         }
     }
 
@@ -560,7 +583,11 @@ impl<R: Reactor + 'static> Runtime<R> {
     }
 
     fn close_watch(&mut self, id: EventId, on_close: Option<Callback<R>>) -> io::Result<()> {
-        let slot = self.watchers.get_mut(id).filter(|s| !s.closing).ok_or_else(|| not_a_watch(id))?;
+        let slot = self
+            .watchers
+            .get_mut(id)
+            .filter(|s| !s.closing)
+            .ok_or_else(|| not_a_watch(id))?;
         if slot.entry.is_none() {
             // Its callback is running: `after_callback` finishes the close.
             slot.closing = true;
@@ -575,7 +602,9 @@ impl<R: Reactor + 'static> Runtime<R> {
 
     /// Removes watch `id`, deregistering and dropping its entry, and admits a queued watch.
     fn drop_watch(&mut self, id: EventId) {
-        let Some(slot) = self.watchers.remove(id) else { return };
+        let Some(slot) = self.watchers.remove(id) else {
+            return;
+        };
         if let Some(entry) = slot.entry {
             if slot.state == State::Registered {
                 if let Err(e) = self.reactor.deregister(entry.source()) {
@@ -594,13 +623,19 @@ impl<R: Reactor + 'static> Runtime<R> {
     /// `ErrorKind::NotFound` if `id` is not a live watch; the reactor's error if re-registering
     /// fails.
     pub fn set_interest(&mut self, id: EventId, interest: Interest) -> io::Result<()> {
-        let slot = self.watchers.get_mut(id).filter(|s| !s.closing).ok_or_else(|| not_a_watch(id))?;
+        let slot = self
+            .watchers
+            .get_mut(id)
+            .filter(|s| !s.closing)
+            .ok_or_else(|| not_a_watch(id))?;
         if slot.interest == interest {
             return Ok(());
         }
         slot.interest = interest;
         match (&slot.entry, slot.state) {
-            (Some(entry), State::Registered) => self.reactor.reregister(entry.source(), id, interest, slot.mode),
+            (Some(entry), State::Registered) => {
+                self.reactor.reregister(entry.source(), id, interest, slot.mode)
+            }
             (None, _) => {
                 slot.interest_dirty = true;
                 Ok(())
@@ -651,7 +686,12 @@ impl<R: Reactor + 'static> Runtime<R> {
     /// The source of a persistent watch, outside its callback (inside, the callback has it).
     /// `None` if `id` is not a live watch, is running its callback, or holds another type.
     pub fn source_mut<S: 'static>(&mut self, id: EventId) -> Option<&mut S> {
-        self.watchers.get_mut(id)?.entry.as_mut()?.source_any().downcast_mut::<S>()
+        self.watchers
+            .get_mut(id)?
+            .entry
+            .as_mut()?
+            .source_any()
+            .downcast_mut::<S>()
     }
 
     // ---- the loop -------------------------------------------------------------------------
@@ -741,8 +781,11 @@ impl<R: Reactor + 'static> Runtime<R> {
                 TimerCallback::Every(period, mut callback) => {
                     let started = Instant::now();
                     callback(self);
-                    self.timers
-                        .reinsert(id, deadline_after(started, period), TimerCallback::Every(period, callback));
+                    self.timers.reinsert(
+                        id,
+                        deadline_after(started, period),
+                        TimerCallback::Every(period, callback),
+                    );
                 }
             }
             self.run_ticks();
@@ -751,7 +794,9 @@ impl<R: Reactor + 'static> Runtime<R> {
 
     fn run_deadlines(&mut self) {
         while let Some(id) = self.watchers.pop_expired(self.now) {
-            let Some(slot) = self.watchers.remove(id) else { continue };
+            let Some(slot) = self.watchers.remove(id) else {
+                continue;
+            };
             self.timeouts += 1;
             log::debug!("runtime: watch {id} passed its deadline");
             let Some(entry) = slot.entry else { continue };
@@ -761,7 +806,10 @@ impl<R: Reactor + 'static> Runtime<R> {
                 }
             }
             self.admit_queued();
-            let timed_out = io::Error::new(io::ErrorKind::TimedOut, "no I/O event before the watch's deadline");
+            let timed_out = io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no I/O event before the watch's deadline",
+            );
             drop(entry.call(self, id, Err(timed_out)));
             self.run_ticks();
         }
@@ -769,7 +817,9 @@ impl<R: Reactor + 'static> Runtime<R> {
 
     fn run_pending(&mut self) {
         for _ in 0..self.pending.len() {
-            let Some(callback) = self.pending.pop_front() else { break };
+            let Some(callback) = self.pending.pop_front() else {
+                break;
+            };
             callback(self);
             self.run_ticks();
         }
@@ -777,6 +827,7 @@ impl<R: Reactor + 'static> Runtime<R> {
 
     fn poll_timeout(&mut self) -> Option<Duration> {
         if self.stopped
+            || !self.is_alive()
             || !self.ticks.is_empty()
             || !self.immediates.is_empty()
             || !self.pending.is_empty()
@@ -845,7 +896,9 @@ impl<R: Reactor + 'static> Runtime<R> {
     }
 
     fn fire_once(&mut self, id: EventId, event: Event) {
-        let Some(slot) = self.watchers.remove(id) else { return };
+        let Some(slot) = self.watchers.remove(id) else {
+            return;
+        };
         let Some(entry) = slot.entry else { return };
         if let Err(e) = self.reactor.deregister(entry.source()) {
             log::warn!("runtime: deregistering watch {id} failed: {e}");
@@ -858,14 +911,18 @@ impl<R: Reactor + 'static> Runtime<R> {
     /// Puts a persistent watcher's entry back after its callback, finishing a close or an
     /// interest change made meanwhile and re-arming an emulated persistent registration.
     fn after_callback(&mut self, id: EventId, entry: Box<dyn Entry<R>>) {
-        let Some(slot) = self.watchers.get_mut(id) else { return };
+        let Some(slot) = self.watchers.get_mut(id) else {
+            return;
+        };
         let rearm = slot.rearm || std::mem::take(&mut slot.interest_dirty);
         let (interest, mode, closing) = (slot.interest, slot.mode, slot.closing);
         slot.entry = Some(entry);
         if closing {
             self.drop_watch(id);
         } else if rearm {
-            let Some(entry) = self.watchers.get_mut(id).and_then(|s| s.entry.as_ref()) else { return };
+            let Some(entry) = self.watchers.get_mut(id).and_then(|s| s.entry.as_ref()) else {
+                return;
+            };
             if let Err(e) = self.reactor.reregister(entry.source(), id, interest, mode) {
                 self.fail(id, e);
             }
@@ -874,7 +931,9 @@ impl<R: Reactor + 'static> Runtime<R> {
 
     fn run_check(&mut self) {
         for _ in 0..self.immediates.len() {
-            let Some((id, callback)) = self.immediates.pop_front() else { break };
+            let Some((id, callback)) = self.immediates.pop_front() else {
+                break;
+            };
             if !self.cleared_immediates.is_empty() && self.cleared_immediates.remove(&id) {
                 continue;
             }
@@ -885,7 +944,9 @@ impl<R: Reactor + 'static> Runtime<R> {
 
     fn run_closes(&mut self) {
         for _ in 0..self.closes.len() {
-            let Some(callback) = self.closes.pop_front() else { break };
+            let Some(callback) = self.closes.pop_front() else {
+                break;
+            };
             callback(self);
             self.run_ticks();
         }

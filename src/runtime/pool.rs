@@ -55,7 +55,12 @@ impl Pool {
     /// # Errors
     ///
     /// The OS error if no pool thread could be started at all.
-    pub(crate) fn submit<Rt: 'static>(&mut self, id: u64, work: Work, inbox: &Arc<Inbox<Rt>>) -> std::io::Result<()> {
+    pub(crate) fn submit<Rt: 'static>(
+        &mut self,
+        id: u64,
+        work: Work,
+        inbox: &Arc<Inbox<Rt>>,
+    ) -> std::io::Result<()> {
         let queued = {
             let mut jobs = lock(&self.shared.jobs);
             jobs.queue.push_back((id, work));
@@ -67,7 +72,11 @@ impl Pool {
                     lock(&self.shared.jobs).queue.retain(|(job, _)| *job != id);
                     return Err(e);
                 }
-                log::warn!("runtime: pool thread {} not started ({e}); {} keep serving", self.spawned, self.spawned);
+                log::warn!(
+                    "runtime: pool thread {} not started ({e}); {} keep serving",
+                    self.spawned,
+                    self.spawned
+                );
                 self.threads = self.spawned;
             }
         }
@@ -82,7 +91,11 @@ impl Pool {
             .name(format!("reactor-pool-{}", self.spawned))
             .spawn(move || worker(&shared, &inbox))?;
         self.spawned += 1;
-        log::debug!("runtime: started pool thread {} of {}", self.spawned, self.threads);
+        log::debug!(
+            "runtime: started pool thread {} of {}",
+            self.spawned,
+            self.threads
+        );
         Ok(())
     }
 
@@ -112,7 +125,10 @@ fn worker<Rt>(shared: &Shared, inbox: &Inbox<Rt>) {
                     jobs.running += 1;
                     break job;
                 }
-                jobs = shared.ready.wait(jobs).unwrap_or_else(|poisoned| poisoned.into_inner());
+                jobs = shared
+                    .ready
+                    .wait(jobs)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
             }
         };
         let output: JobOutput = catch_unwind(AssertUnwindSafe(work));

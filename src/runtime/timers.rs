@@ -201,7 +201,9 @@ mod tests {
     fn cancel_skips_and_compacts() {
         let t0 = Instant::now();
         let mut q = TimerQueue::default();
-        let ids: Vec<_> = (0..5000u64).map(|i| q.insert(t0 + Duration::from_millis(i), i)).collect();
+        let ids: Vec<_> = (0..5000u64)
+            .map(|i| q.insert(t0 + Duration::from_millis(i), i))
+            .collect();
         for id in &ids[..4999] {
             assert!(q.cancel(*id));
         }

@@ -87,7 +87,12 @@ pub(crate) trait Entry<R: Reactor + 'static> {
     fn source(&self) -> BorrowedSource<'_>;
     fn source_any(&mut self) -> &mut dyn Any;
     /// Runs the callback; a persistent entry comes back to be stored again.
-    fn call(self: Box<Self>, rt: &mut Runtime<R>, id: EventId, event: io::Result<Event>) -> Option<Box<dyn Entry<R>>>;
+    fn call(
+        self: Box<Self>,
+        rt: &mut Runtime<R>,
+        id: EventId,
+        event: io::Result<Event>,
+    ) -> Option<Box<dyn Entry<R>>>;
 }
 
 pub(crate) struct Persistent<S, F> {
@@ -109,7 +114,12 @@ where
         &mut self.source
     }
 
-    fn call(mut self: Box<Self>, rt: &mut Runtime<R>, id: EventId, event: io::Result<Event>) -> Option<Box<dyn Entry<R>>> {
+    fn call(
+        mut self: Box<Self>,
+        rt: &mut Runtime<R>,
+        id: EventId,
+        event: io::Result<Event>,
+    ) -> Option<Box<dyn Entry<R>>> {
         (self.callback)(rt, id, &mut self.source, event);
         Some(self)
     }
@@ -134,7 +144,12 @@ where
         &mut self.source
     }
 
-    fn call(self: Box<Self>, rt: &mut Runtime<R>, _id: EventId, event: io::Result<Event>) -> Option<Box<dyn Entry<R>>> {
+    fn call(
+        self: Box<Self>,
+        rt: &mut Runtime<R>,
+        _id: EventId,
+        event: io::Result<Event>,
+    ) -> Option<Box<dyn Entry<R>>> {
         let Once { source, callback } = *self;
         callback(rt, source, event);
         None

@@ -168,7 +168,9 @@ impl<E> Watchers<E> {
 
     /// Changes a watcher's timeout, counting from `now`.
     pub(crate) fn set_timeout(&mut self, id: EventId, timeout: Option<Duration>, now: Instant) -> bool {
-        let Some(slot) = self.get_mut(id) else { return false };
+        let Some(slot) = self.get_mut(id) else {
+            return false;
+        };
         slot.timeout = timeout;
         slot.deadline = timeout.map(|t| super::deadline_after(now, t));
         if let Some(deadline) = slot.deadline {
@@ -182,7 +184,9 @@ impl<E> Watchers<E> {
 
     /// Marks a watcher as (not) keeping the loop alive.
     pub(crate) fn set_ref(&mut self, id: EventId, refed: bool) -> bool {
-        let Some(slot) = self.get_mut(id) else { return false };
+        let Some(slot) = self.get_mut(id) else {
+            return false;
+        };
         if slot.refed != refed {
             slot.refed = refed;
             if refed {
@@ -310,7 +314,11 @@ mod tests {
             Watchers::touch(w.get_mut(id).unwrap(), t0 + Duration::from_secs(i));
         }
         assert_eq!(w.deadlines.len(), 1);
-        assert_eq!(w.pop_expired(t0 + Duration::from_secs(10)), None, "pushed forward");
+        assert_eq!(
+            w.pop_expired(t0 + Duration::from_secs(10)),
+            None,
+            "pushed forward"
+        );
         assert_eq!(w.deadlines.len(), 1);
         assert_eq!(w.pop_expired(t0 + Duration::from_secs(108)), None);
         assert_eq!(w.pop_expired(t0 + Duration::from_secs(109)), Some(id));
