@@ -41,6 +41,7 @@ pub mod conformance;
 mod event;
 pub mod fs;
 mod mechanism;
+pub mod net;
 mod reactor;
 pub mod runtime;
 mod source;
@@ -59,6 +60,11 @@ pub use polling_backend::PollingReactor;
 pub use reactor::{Hints, Reactor};
 pub use source::{AsSource, BorrowedSource, RawSource};
 pub use waker::{Wake, Waker};
+
+/// The README's examples, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 /// The backend this crate recommends on this OS: [`PollingReactor`], which drives every
 /// mechanism natively (epoll, kqueue, IOCP, event ports) and supports oneshot and level
