@@ -8,12 +8,13 @@
 //! it reports, so it is reported again while it stays ready.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use mio::Token;
 
-use crate::adapter::{self, wait_until_deadline, Book};
+use crate::adapter::{self, wait_until_deadline, Book, Entry};
 use crate::source::{raw, RawSource};
 use crate::{BorrowedSource, Event, EventId, Events, Hints, Interest, Mechanism, Mode, Reactor, Wake, Waker};
 
@@ -127,11 +128,23 @@ struct PollState {
     events: mio::Events,
 }
 
-struct MioWake(mio::Waker);
+/// mio's waker, coalesced: on Windows every `mio::Waker::wake` posts a completion packet, so a
+/// burst of wakes would flood the polls that follow with empty returns. Only the first wake
+/// since the last one a poll consumed reaches mio.
+struct MioWake {
+    waker: mio::Waker,
+    /// A notification is on its way and no poll has consumed it yet.
+    pending: AtomicBool,
+}
 
 impl Wake for MioWake {
     fn wake(&self) -> io::Result<()> {
-        self.0.wake()
+        if self.pending.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.waker
+            .wake()
+            .inspect_err(|_| self.pending.store(false, Ordering::Release))
     }
 }
 
@@ -178,7 +191,10 @@ impl MioReactor {
     pub fn new() -> io::Result<MioReactor> {
         let poll = mio::Poll::new()?;
         let registry = poll.registry().try_clone()?;
-        let waker = Arc::new(MioWake(mio::Waker::new(&registry, WAKER)?));
+        let waker = Arc::new(MioWake {
+            waker: mio::Waker::new(&registry, WAKER)?,
+            pending: AtomicBool::new(false),
+        });
         Ok(MioReactor {
             registry,
             book: Mutex::new(Book::default()),
@@ -195,6 +211,21 @@ impl MioReactor {
             Ok(())
         } else {
             Err(adapter::unsupported(mode, "mio", MECHANISM))
+        }
+    }
+
+    /// Re-registers a level registration that just reported an event, so that mio reports it
+    /// again while it stays ready.
+    fn rearm_level(&self, token: Token, entry: &mut Entry<Handle>) {
+        if entry.mode != Mode::Level {
+            return;
+        }
+        let interest = mio_interest(entry.interest);
+        if let Err(e) = entry
+            .extra
+            .with_source(|s| self.registry.reregister(s, token, interest))
+        {
+            log::warn!("mio: re-arming level registration {} failed: {e}", entry.id);
         }
     }
 }
@@ -230,7 +261,7 @@ impl Reactor for MioReactor {
         self.check_mode(mode)?;
         let raw = raw(source);
         let mut book = lock(&self.book);
-        let (key, entry) = book.lookup(raw)?;
+        let (key, entry) = book.lookup_for_reregister(raw)?;
         entry
             .extra
             .with_source(|s| self.registry.reregister(s, Token(key), mio_interest(interest)))?;
@@ -260,6 +291,19 @@ impl Reactor for MioReactor {
             // Only when the caller switches to a buffer of another size: never in steady state.
             *native = mio::Events::with_capacity(events.capacity());
         }
+        {
+            // Events an earlier wait could not fit come first (mio keeps to the capacity, so
+            // this is only a safety net).
+            let mut book = lock(&self.book);
+            if book.has_overflow() {
+                book.begin_wait();
+                book.report_overflow(events, |key, entry| self.rearm_level(Token(key), entry));
+                book.end_wait();
+                if !events.is_empty() {
+                    return Ok(events.len());
+                }
+            }
+        }
         wait_until_deadline(timeout, |remaining| {
             lock(&self.book).begin_wait();
             let waited = poll.poll(native, remaining);
@@ -267,20 +311,16 @@ impl Reactor for MioReactor {
             let mut woken = false;
             for ev in native.iter() {
                 if ev.token() == WAKER {
+                    // Wakes after this point send a new notification.
+                    self.waker.pending.store(false, Ordering::Release);
                     woken = true;
                     continue;
                 }
-                let reported = book.report(ev.token().0, events, |entry| translate(entry.id, entry.interest, ev));
+                let reported = book.report(ev.token().0, events, |entry| {
+                    translate(entry.id, entry.interest, ev)
+                });
                 if let Some(entry) = reported {
-                    if entry.mode == Mode::Level {
-                        let (token, interest) = (ev.token(), mio_interest(entry.interest));
-                        if let Err(e) = entry
-                            .extra
-                            .with_source(|s| self.registry.reregister(s, token, interest))
-                        {
-                            log::warn!("mio: re-arming level registration {} failed: {e}", entry.id);
-                        }
-                    }
+                    self.rearm_level(ev.token(), entry);
                 }
             }
             book.end_wait();

@@ -152,7 +152,7 @@ impl Reactor for PollingReactor {
         self.check_mode(mode)?;
         let raw = raw(source);
         let mut book = lock(&self.book);
-        let (key, entry) = book.lookup(raw)?;
+        let (key, entry) = book.lookup_for_reregister(raw)?;
         self.shared
             .poller
             .modify_with_mode(source, interest_event(key, interest), polling_mode(mode))?;
@@ -180,12 +180,26 @@ impl Reactor for PollingReactor {
             let capacity = NonZeroUsize::new(events.capacity()).unwrap_or(NonZeroUsize::MIN);
             *native = polling::Events::with_capacity(capacity);
         }
+        {
+            // What an earlier wait could not fit (poll(2) ignores the capacity) comes first.
+            let mut book = lock(&self.book);
+            if book.has_overflow() {
+                book.begin_wait();
+                book.report_overflow(events, |_, _| {});
+                book.end_wait();
+                if !events.is_empty() {
+                    log::trace!("polling: poll returned {} overflowed events", events.len());
+                    return Ok(events.len());
+                }
+            }
+        }
         wait_until_deadline(timeout, |remaining| {
             native.clear();
             lock(&self.book).begin_wait();
             let waited = self.shared.poller.wait(&mut native, remaining);
             let mut book = lock(&self.book);
-            // `native` holds at most `events.capacity()` events, so every one fits.
+            // epoll, kqueue, IOCP and event ports return at most `events.capacity()` events;
+            // poll(2) returns every ready source, and the book keeps what does not fit.
             for ev in native.iter() {
                 book.report(ev.key, events, |entry| {
                     let closed = ev.is_interrupt();

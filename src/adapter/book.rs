@@ -8,8 +8,14 @@
 //! A slot freed while a poll is translating kernel events would let a stale event be read under
 //! a new registration's id, so slots deregistered during a wait are only released when the wait
 //! ends.
+//!
+//! Some waits return more events than `Events` holds (polling's poll(2) backend ignores the
+//! capacity, and has already disarmed the oneshot registrations it returned): what does not fit
+//! is kept in an overflow queue and reported by the next polls, before the OS is asked again, so
+//! nothing is lost and no source starves. Overflowed events are dropped when their source is
+//! deregistered or re-registered (the OS re-evaluates readiness then).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 
 use slab::Slab;
@@ -44,6 +50,8 @@ pub(crate) struct Book<X> {
     /// Counts waits; 0 means "never reported".
     wait_seq: u64,
     deferred: Vec<usize>,
+    /// Events translated in a wait that did not fit in `Events`, by internal key.
+    overflow: VecDeque<(usize, Event)>,
 }
 
 impl<X> Default for Book<X> {
@@ -54,6 +62,7 @@ impl<X> Default for Book<X> {
             waiting: false,
             wait_seq: 0,
             deferred: Vec::new(),
+            overflow: VecDeque::new(),
         }
     }
 }
@@ -99,9 +108,13 @@ impl<X> Book<X> {
         key
     }
 
-    /// The key and entry of a registered source, or `NotFound`.
-    pub(crate) fn lookup(&mut self, raw: RawSource) -> io::Result<(usize, &mut Entry<X>)> {
+    /// The key and entry of a registered source about to be re-registered, or `NotFound`.
+    ///
+    /// Overflowed events of the source are dropped: after the re-registration the OS reports its
+    /// readiness afresh, under the new id and interest.
+    pub(crate) fn lookup_for_reregister(&mut self, raw: RawSource) -> io::Result<(usize, &mut Entry<X>)> {
         let key = *self.by_source.get(&raw).ok_or_else(|| not_found(raw))?;
+        self.overflow.retain(|(k, _)| *k != key);
         Ok((key, &mut self.slots[key]))
     }
 
@@ -116,6 +129,7 @@ impl<X> Book<X> {
         unregister: impl FnOnce(&mut Entry<X>) -> io::Result<()>,
     ) -> io::Result<()> {
         let key = self.by_source.remove(&raw).ok_or_else(|| not_found(raw))?;
+        self.overflow.retain(|(k, _)| *k != key);
         let result = unregister(&mut self.slots[key]);
         if self.waiting {
             self.slots[key].live = false;
@@ -127,6 +141,7 @@ impl<X> Book<X> {
     }
 
     /// The live entry under an internal key, if any.
+    #[cfg(test)]
     pub(crate) fn get_mut(&mut self, key: usize) -> Option<&mut Entry<X>> {
         self.slots.get_mut(key).filter(|e| e.live)
     }
@@ -141,8 +156,10 @@ impl<X> Book<X> {
     /// registration.
     ///
     /// Events for deregistered keys and for disarmed oneshot registrations are dropped; a
-    /// second OS event for the same registration in this wait is merged into the first. Returns
-    /// the entry when a new event was added (so the adapter can re-arm it), `None` otherwise.
+    /// second OS event for the same registration in this wait is merged into the first; an
+    /// event that does not fit in `events` is kept for the next poll (see
+    /// [`report_overflow`](Book::report_overflow)). Returns the entry when a new event was
+    /// added (so the adapter can re-arm it), `None` otherwise.
     pub(crate) fn report(
         &mut self,
         key: usize,
@@ -150,16 +167,18 @@ impl<X> Book<X> {
         make: impl FnOnce(&Entry<X>) -> Event,
     ) -> Option<&mut Entry<X>> {
         let seq = self.wait_seq;
-        let entry = self.get_mut(key)?;
+        let entry = self.slots.get_mut(key).filter(|e| e.live)?;
+        let event = make(entry);
         if entry.reported.0 == seq {
-            events.merge_into(entry.reported.1, make(entry));
+            events.merge_into(entry.reported.1, event);
             return None;
         }
         if entry.mode == Mode::Oneshot && !entry.armed {
             return None;
         }
         let index = events.len();
-        if !events.try_push(make(entry)) {
+        if !events.try_push(event) {
+            self.overflow.push_back((key, event));
             return None;
         }
         entry.reported = (seq, index);
@@ -167,6 +186,30 @@ impl<X> Book<X> {
             entry.armed = false;
         }
         Some(entry)
+    }
+
+    /// Whether events from an earlier wait are waiting for room.
+    pub(crate) fn has_overflow(&self) -> bool {
+        !self.overflow.is_empty()
+    }
+
+    /// Reports overflowed events into `events`, oldest first, as long as they fit, calling
+    /// `reported` for each entry that got a new event (as [`report`](Book::report) returns it);
+    /// call between `begin_wait` and `end_wait` instead of an OS wait.
+    pub(crate) fn report_overflow(
+        &mut self,
+        events: &mut Events,
+        mut reported: impl FnMut(usize, &mut Entry<X>),
+    ) {
+        while !events.is_full() {
+            let Some((key, event)) = self.overflow.pop_front() else {
+                break;
+            };
+            // Never re-queued: the event fits, as `events` is not full.
+            if let Some(entry) = self.report(key, events, |_| event) {
+                reported(key, entry);
+            }
+        }
     }
 
     /// Marks the end of an OS wait and its translation; releases the slots held meanwhile.
@@ -181,6 +224,7 @@ impl<X> Book<X> {
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = Entry<X>> + '_ {
         self.by_source.clear();
         self.deferred.clear();
+        self.overflow.clear();
         self.slots.drain()
     }
 
@@ -207,7 +251,10 @@ mod tests {
             book.vacant_key(3).unwrap_err().kind(),
             io::ErrorKind::AlreadyExists
         );
-        assert_eq!(book.lookup(4).unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(
+            book.lookup_for_reregister(4).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
         book.begin_wait();
         let mut key = usize::MAX;
         book.remove(3, |e| {

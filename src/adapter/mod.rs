@@ -4,7 +4,7 @@
 mod book;
 mod deadline;
 
-pub(crate) use book::Book;
+pub(crate) use book::{Book, Entry};
 pub(crate) use deadline::wait_until_deadline;
 
 use std::io;

@@ -164,8 +164,14 @@ fn poll_some<R: Reactor + ?Sized>(reactor: &R, events: &mut Events, what: &str) 
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         assert!(!left.is_zero(), "{what}: no event within {ARRIVE:?}");
-        let n = reactor.poll(events, Some(left)).unwrap_or_else(|e| panic!("{what}: poll failed: {e}"));
-        assert_eq!(n, events.len(), "{what}: poll's count differs from the events it filled");
+        let n = reactor
+            .poll(events, Some(left))
+            .unwrap_or_else(|e| panic!("{what}: poll failed: {e}"));
+        assert_eq!(
+            n,
+            events.len(),
+            "{what}: poll's count differs from the events it filled"
+        );
         assert!(n <= events.capacity(), "{what}: poll overfilled the buffer");
         if n > 0 {
             return events.iter().copied().collect();

@@ -17,7 +17,9 @@ pub fn oneshot_is_silent_until_rearmed<R: Reactor>(make: impl Fn() -> R) {
     assert_eq!(drain(&a), 6);
     send(&b, b"three");
     expect_silence(&reactor, "oneshot after its event, drained and refilled");
-    reactor.reregister(a.as_source(), EventId(1), Interest::READABLE, Mode::Oneshot).expect("rereg");
+    reactor
+        .reregister(a.as_source(), EventId(1), Interest::READABLE, Mode::Oneshot)
+        .expect("rereg");
     expect_one(&reactor, EventId(1), "oneshot re-armed");
     expect_silence(&reactor, "oneshot after its second event");
     reactor.deregister(a.as_source()).expect("deregister");
@@ -31,7 +33,9 @@ pub fn oneshot_rearm_with_buffered_data_fires_at_once<R: Reactor>(make: impl Fn(
     send(&b, b"buffered");
     expect_one(&reactor, EventId(1), "first event");
     for round in 2..5 {
-        reactor.reregister(a.as_source(), EventId(round), Interest::READABLE, Mode::Oneshot).expect("rereg");
+        reactor
+            .reregister(a.as_source(), EventId(round), Interest::READABLE, Mode::Oneshot)
+            .expect("rereg");
         let ev = expect_one(&reactor, EventId(round), "re-armed with data buffered");
         assert!(ev.is_readable(), "{ev:?}");
     }
@@ -54,7 +58,11 @@ pub fn level_persists_until_drained<R: Reactor>(make: impl Fn() -> R) {
     expect_silence(&reactor, "level, nothing to read");
     send(&b, b"data");
     for round in 0..4 {
-        let ev = expect_one(&reactor, EventId(1), &format!("level, still ready (poll {round})"));
+        let ev = expect_one(
+            &reactor,
+            EventId(1),
+            &format!("level, still ready (poll {round})"),
+        );
         assert!(ev.is_readable(), "{ev:?}");
     }
     assert_eq!(drain(&a), 4);

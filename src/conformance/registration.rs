@@ -15,7 +15,11 @@ pub fn register_twice_is_already_exists<R: Reactor>(make: impl Fn() -> R) {
     for mode in MODES {
         let result = register(&reactor, &a, EventId(2), Interest::WRITABLE, mode);
         if reactor.supports(mode) {
-            expect_kind(result, ErrorKind::AlreadyExists, &format!("second register ({mode:?})"));
+            expect_kind(
+                result,
+                ErrorKind::AlreadyExists,
+                &format!("second register ({mode:?})"),
+            );
         } else {
             // Either refusal is right for an unsupported mode on a registered source.
             match result {
@@ -56,10 +60,18 @@ pub fn reregister_unregistered_is_not_found<R: Reactor>(make: impl Fn() -> R) {
 pub fn deregister_unregistered_is_not_found<R: Reactor>(make: impl Fn() -> R) {
     let (a, _b) = tcp_pair();
     let reactor = make();
-    expect_kind(reactor.deregister(a.as_source()), ErrorKind::NotFound, "deregister, never registered");
+    expect_kind(
+        reactor.deregister(a.as_source()),
+        ErrorKind::NotFound,
+        "deregister, never registered",
+    );
     register(&reactor, &a, EventId(3), Interest::READABLE, Mode::Oneshot).expect("register");
     reactor.deregister(a.as_source()).expect("deregister");
-    expect_kind(reactor.deregister(a.as_source()), ErrorKind::NotFound, "deregister twice");
+    expect_kind(
+        reactor.deregister(a.as_source()),
+        ErrorKind::NotFound,
+        "deregister twice",
+    );
 }
 
 /// A mode the reactor does not support is refused with `Unsupported` by `register` (nothing is
@@ -68,7 +80,10 @@ pub fn deregister_unregistered_is_not_found<R: Reactor>(make: impl Fn() -> R) {
 pub fn unsupported_mode_is_rejected_and_registers_nothing<R: Reactor>(make: impl Fn() -> R) {
     let (a, b) = tcp_pair();
     let reactor = make();
-    assert!(reactor.supports(Mode::Oneshot), "Mode::Oneshot is always supported");
+    assert!(
+        reactor.supports(Mode::Oneshot),
+        "Mode::Oneshot is always supported"
+    );
     send(&b, b"x");
     for mode in MODES {
         let result = register(&reactor, &a, EventId(10), Interest::READABLE, mode);
@@ -78,7 +93,10 @@ pub fn unsupported_mode_is_rejected_and_registers_nothing<R: Reactor>(make: impl
             reactor.deregister(a.as_source()).expect("deregister");
         } else {
             expect_unsupported(result, &format!("register with {mode:?}"));
-            expect_silence(&reactor, &format!("a refused {mode:?} registration registers nothing"));
+            expect_silence(
+                &reactor,
+                &format!("a refused {mode:?} registration registers nothing"),
+            );
             expect_kind(
                 reactor.deregister(a.as_source()),
                 ErrorKind::NotFound,
@@ -94,7 +112,11 @@ pub fn unsupported_mode_is_rejected_and_registers_nothing<R: Reactor>(make: impl
             &format!("reregister with {mode:?}"),
         );
     }
-    let ev = expect_one(&reactor, EventId(11), "the old registration stays after a refused reregister");
+    let ev = expect_one(
+        &reactor,
+        EventId(11),
+        "the old registration stays after a refused reregister",
+    );
     assert!(ev.is_readable() && !ev.is_writable(), "{ev:?}");
     reactor.deregister(a.as_source()).expect("deregister");
 }
@@ -110,7 +132,11 @@ pub fn register_deregister_register_has_no_spurious_events<R: Reactor>(make: imp
         register(&reactor, &a, EventId(2), Interest::READABLE, mode).expect("register again");
         expect_silence(&reactor, &format!("idle source after re-registration ({mode:?})"));
         send(&b, b"x");
-        let ev = expect_one(&reactor, EventId(2), &format!("new id after re-registration ({mode:?})"));
+        let ev = expect_one(
+            &reactor,
+            EventId(2),
+            &format!("new id after re-registration ({mode:?})"),
+        );
         assert!(ev.is_readable(), "{ev:?}");
         reactor.deregister(a.as_source()).expect("deregister");
         assert_eq!(drain(&a), 1);
@@ -126,9 +152,23 @@ pub fn reused_slot_reports_no_stale_event<R: Reactor>(make: impl Fn() -> R) {
     let reactor = make();
     send(&b, b"x");
     for round in 0..3 {
-        register(&reactor, &a, EventId(100 + round), Interest::READABLE, Mode::Oneshot).expect("register");
+        register(
+            &reactor,
+            &a,
+            EventId(100 + round),
+            Interest::READABLE,
+            Mode::Oneshot,
+        )
+        .expect("register");
         reactor.deregister(a.as_source()).expect("deregister");
-        register(&reactor, &c, EventId(200 + round), Interest::READABLE, Mode::Oneshot).expect("register");
+        register(
+            &reactor,
+            &c,
+            EventId(200 + round),
+            Interest::READABLE,
+            Mode::Oneshot,
+        )
+        .expect("register");
         expect_silence(&reactor, "an idle source in a reused slot");
         reactor.deregister(c.as_source()).expect("deregister");
     }
@@ -166,8 +206,14 @@ pub fn reregister_with_pending_readiness_reports_new_id_only<R: Reactor>(make: i
         register(&reactor, &a, EventId(1), Interest::READABLE, mode).expect("register");
         send(&b, b"x");
         super::sockets::await_unread_data(&a);
-        reactor.reregister(a.as_source(), EventId(2), Interest::READABLE, mode).expect("reregister");
-        let ev = expect_one(&reactor, EventId(2), &format!("pending readiness, new id only ({mode:?})"));
+        reactor
+            .reregister(a.as_source(), EventId(2), Interest::READABLE, mode)
+            .expect("reregister");
+        let ev = expect_one(
+            &reactor,
+            EventId(2),
+            &format!("pending readiness, new id only ({mode:?})"),
+        );
         assert!(ev.is_readable(), "{ev:?}");
         assert_eq!(drain(&a), 1);
         reactor.deregister(a.as_source()).expect("deregister");
@@ -222,7 +268,9 @@ pub fn ids_zero_and_max_round_trip<R: Reactor>(make: impl Fn() -> R) {
     }
     // The same ids through reregister.
     for (&id, (a, _)) in ids.iter().rev().zip(&pairs) {
-        reactor.reregister(a.as_source(), EventId(id), Interest::READABLE, Mode::Oneshot).expect("rereg");
+        reactor
+            .reregister(a.as_source(), EventId(id), Interest::READABLE, Mode::Oneshot)
+            .expect("rereg");
         let ev = expect_one(&reactor, EventId(id), &format!("id {id} after reregister"));
         assert!(ev.is_readable(), "{ev:?}");
     }
@@ -242,12 +290,16 @@ pub fn no_events_after_deregister_with_data_in_flight<R: Reactor>(make: impl Fn(
         register(&reactor, &a, EventId(1), Interest::BOTH, mode).expect("register");
         register(&reactor, &u, EventId(2), Interest::READABLE, mode).expect("register");
         send(&b, b"in flight");
-        sender.send_to(b"in flight", u.local_addr().expect("addr")).expect("send_to");
+        sender
+            .send_to(b"in flight", u.local_addr().expect("addr"))
+            .expect("send_to");
         reactor.deregister(a.as_source()).expect("deregister");
         reactor.deregister(u.as_source()).expect("deregister");
         expect_silence(&reactor, &format!("after deregister, data pending ({mode:?})"));
         send(&b, b"more");
-        sender.send_to(b"more", u.local_addr().expect("addr")).expect("send_to");
+        sender
+            .send_to(b"more", u.local_addr().expect("addr"))
+            .expect("send_to");
         expect_silence(&reactor, &format!("after deregister, more data ({mode:?})"));
         drain(&a);
         super::sockets::drain_udp(&u);
@@ -276,6 +328,10 @@ pub fn boxed_dyn_reactor_works<R: Reactor>(make: impl Fn() -> R) {
     reactor.waker().wake().expect("wake");
     let mut events = crate::Events::with_capacity(4);
     reactor.poll(&mut events, Some(super::ARRIVE)).expect("poll");
-    assert!(events.is_empty(), "boxed: a wake surfaces no event: {:?}", events.as_slice());
+    assert!(
+        events.is_empty(),
+        "boxed: a wake surfaces no event: {:?}",
+        events.as_slice()
+    );
     reactor.deregister(a.as_source()).expect("deregister");
 }

@@ -74,6 +74,36 @@ pub(super) fn await_unread_data(stream: &TcpStream) {
     stream.set_nonblocking(true).expect("set_nonblocking(true)");
 }
 
+/// Closes `stream` abortively: its peer gets a reset, not an end of stream.
+///
+/// On Unix, closing a TCP socket with unread received data sends a reset (RFC 2525), which the
+/// callers arrange. Windows (and Wine) may not, so there the socket lingers 0 seconds, the
+/// portable way to ask for an abortive close.
+pub(super) fn close_with_reset(stream: TcpStream) {
+    #[cfg(windows)]
+    {
+        use std::os::windows::io::AsRawSocket;
+        use windows_sys::Win32::Networking::WinSock::{setsockopt, LINGER, SOL_SOCKET, SO_LINGER};
+        let linger = LINGER {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: the socket is open (owned by `stream`), and `optval`/`optlen` describe a live
+        // `LINGER`, as `setsockopt(SO_LINGER)` requires.
+        let rc = unsafe {
+            setsockopt(
+                stream.as_raw_socket() as _,
+                SOL_SOCKET,
+                SO_LINGER,
+                (&linger as *const LINGER).cast(),
+                std::mem::size_of::<LINGER>() as i32,
+            )
+        };
+        assert_eq!(rc, 0, "setsockopt(SO_LINGER): {}", io::Error::last_os_error());
+    }
+    drop(stream);
+}
+
 /// An address on which nothing listens: a listener's, just closed.
 pub(super) fn refused_addr() -> SocketAddr {
     let listener = TcpListener::bind(loopback()).expect("bind a loopback listener");

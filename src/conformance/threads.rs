@@ -73,7 +73,9 @@ pub fn deregister_from_another_thread_during_blocked_poll<R: Reactor>(make: impl
     register(&reactor, &c, EventId(99), Interest::READABLE, Mode::Oneshot).expect("register");
     for mode in super::MODES.into_iter().filter(|m| reactor.supports(*m)) {
         register(&reactor, &a, EventId(1), Interest::READABLE, mode).expect("register");
-        reactor.reregister(c.as_source(), EventId(99), Interest::READABLE, Mode::Oneshot).expect("rereg");
+        reactor
+            .reregister(c.as_source(), EventId(99), Interest::READABLE, Mode::Oneshot)
+            .expect("rereg");
         let barrier = Barrier::new(2);
         thread::scope(|s| {
             s.spawn(|| {
@@ -110,8 +112,15 @@ pub fn wake_from_another_thread<R: Reactor>(make: impl Fn() -> R) {
             let start = Instant::now();
             reactor.poll(&mut events, Some(ARRIVE)).expect("poll");
             let took = start.elapsed();
-            assert!(took < PROMPT, "round {round}: the wake did not interrupt poll ({took:?})");
-            assert!(events.is_empty(), "a wake surfaces no event: {:?}", events.as_slice());
+            assert!(
+                took < PROMPT,
+                "round {round}: the wake did not interrupt poll ({took:?})"
+            );
+            assert!(
+                events.is_empty(),
+                "a wake surfaces no event: {:?}",
+                events.as_slice()
+            );
         });
     }
 }
@@ -124,11 +133,21 @@ pub fn wake_before_poll_returns_at_once<R: Reactor>(make: impl Fn() -> R) {
         reactor.waker().wake().expect("wake");
         let start = Instant::now();
         reactor.poll(&mut events, Some(ARRIVE)).expect("poll");
-        assert!(start.elapsed() < PROMPT, "a pending wake did not make poll return at once");
-        assert!(events.is_empty(), "a wake surfaces no event: {:?}", events.as_slice());
+        assert!(
+            start.elapsed() < PROMPT,
+            "a pending wake did not make poll return at once"
+        );
+        assert!(
+            events.is_empty(),
+            "a wake surfaces no event: {:?}",
+            events.as_slice()
+        );
         let start = Instant::now();
         reactor.poll(&mut events, Some(SILENCE)).expect("poll");
-        assert!(start.elapsed() >= SILENCE, "the wake was not consumed by the first poll");
+        assert!(
+            start.elapsed() >= SILENCE,
+            "the wake was not consumed by the first poll"
+        );
     }
 }
 
@@ -152,12 +171,19 @@ pub fn wakes_coalesce<R: Reactor>(make: impl Fn() -> R) {
     let start = Instant::now();
     reactor.poll(&mut events, Some(ARRIVE)).expect("poll");
     assert!(start.elapsed() < PROMPT, "1000 wakes did not make poll return");
-    assert!(events.is_empty(), "a wake surfaces no event: {:?}", events.as_slice());
+    assert!(
+        events.is_empty(),
+        "a wake surfaces no event: {:?}",
+        events.as_slice()
+    );
     for round in 0..3 {
         let start = Instant::now();
         reactor.poll(&mut events, Some(SILENCE)).expect("poll");
         let took = start.elapsed();
-        assert!(took >= SILENCE, "poll {round} after coalesced wakes returned early ({took:?})");
+        assert!(
+            took >= SILENCE,
+            "poll {round} after coalesced wakes returned early ({took:?})"
+        );
         assert!(events.is_empty(), "{:?}", events.as_slice());
     }
 }
@@ -174,7 +200,11 @@ pub fn waker_surfaces_no_event<R: Reactor>(make: impl Fn() -> R) {
     for _ in 0..3 {
         reactor.waker().wake().expect("wake");
         reactor.poll(&mut events, Some(ARRIVE)).expect("poll");
-        assert!(events.is_empty(), "a wake surfaces no event: {:?}", events.as_slice());
+        assert!(
+            events.is_empty(),
+            "a wake surfaces no event: {:?}",
+            events.as_slice()
+        );
     }
     reactor.waker().wake().expect("wake");
     send(&b, b"x");
@@ -234,6 +264,9 @@ pub fn poll_without_timeout_returns_on_event<R: Reactor>(make: impl Fn() -> R) {
         }
         timed_out
     });
-    assert!(!timed_out, "poll(None) did not return on an event within {ARRIVE:?}");
+    assert!(
+        !timed_out,
+        "poll(None) did not return on an event within {ARRIVE:?}"
+    );
     reactor.deregister(a.as_source()).expect("deregister");
 }

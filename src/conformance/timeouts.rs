@@ -14,8 +14,15 @@ fn expect_full_wait<R: Reactor>(reactor: &R, events: &mut Events, timeout: Durat
     let start = Instant::now();
     reactor.poll(events, Some(timeout)).expect("poll");
     let took = start.elapsed();
-    assert!(events.is_empty(), "{what}: unexpected events {:?}", events.as_slice());
-    assert!(took >= timeout, "{what}: poll({timeout:?}) returned early, after {took:?}");
+    assert!(
+        events.is_empty(),
+        "{what}: unexpected events {:?}",
+        events.as_slice()
+    );
+    assert!(
+        took >= timeout,
+        "{what}: poll({timeout:?}) returned early, after {took:?}"
+    );
 }
 
 /// `poll(Some(Duration::ZERO))` returns at once, idle or not, and reports what is ready.
@@ -26,7 +33,11 @@ pub fn zero_timeout_never_blocks<R: Reactor>(make: impl Fn() -> R) {
     for _ in 0..10 {
         let start = Instant::now();
         reactor.poll(&mut events, Some(Duration::ZERO)).expect("poll");
-        assert!(start.elapsed() < NON_BLOCKING, "poll(ZERO) blocked for {:?}", start.elapsed());
+        assert!(
+            start.elapsed() < NON_BLOCKING,
+            "poll(ZERO) blocked for {:?}",
+            start.elapsed()
+        );
         assert!(events.is_empty(), "{:?}", events.as_slice());
     }
     register(&reactor, &a, EventId(1), Interest::READABLE, Mode::Oneshot).expect("register");
@@ -38,12 +49,19 @@ pub fn zero_timeout_never_blocks<R: Reactor>(make: impl Fn() -> R) {
     loop {
         let start = Instant::now();
         let n = reactor.poll(&mut events, Some(Duration::ZERO)).expect("poll");
-        assert!(start.elapsed() < NON_BLOCKING, "poll(ZERO) blocked for {:?}", start.elapsed());
+        assert!(
+            start.elapsed() < NON_BLOCKING,
+            "poll(ZERO) blocked for {:?}",
+            start.elapsed()
+        );
         if n > 0 {
             assert_eq!(events.iter().map(|e| e.id()).collect::<Vec<_>>(), [EventId(1)]);
             break;
         }
-        assert!(Instant::now() < deadline, "poll(ZERO) never reported a ready source");
+        assert!(
+            Instant::now() < deadline,
+            "poll(ZERO) never reported a ready source"
+        );
     }
     reactor.deregister(a.as_source()).expect("deregister");
 }
@@ -78,7 +96,11 @@ pub fn timeout_with_silent_sources_is_never_early<R: Reactor>(make: impl Fn() ->
     register(&reactor, &listener, EventId(2), Interest::READABLE, Mode::Oneshot).expect("register");
     register(&reactor, &u, EventId(3), Interest::READABLE, Mode::Oneshot).expect("register");
     let mut events = Events::with_capacity(8);
-    for timeout in [Duration::from_millis(50), Duration::from_millis(50), Duration::from_micros(300)] {
+    for timeout in [
+        Duration::from_millis(50),
+        Duration::from_millis(50),
+        Duration::from_micros(300),
+    ] {
         expect_full_wait(&reactor, &mut events, timeout, "idle sources");
     }
     reactor.deregister(a.as_source()).expect("deregister");
