@@ -142,9 +142,11 @@ impl Wake for MioWake {
         if self.pending.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        self.waker
-            .wake()
-            .inspect_err(|_| self.pending.store(false, Ordering::Release))
+        let result = self.waker.wake();
+        if result.is_err() {
+            self.pending.store(false, Ordering::Release);
+        }
+        result
     }
 }
 

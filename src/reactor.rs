@@ -80,6 +80,30 @@ pub struct Hints {
 /// | refused connect: `error` | ✓ | ✓ | – | ✓ | ✓ | ✓ | ✓ |
 /// | pipe writer dropped: `read_closed` | ✓ | ✓ | – | n/a | ✓ | ✓ | n/a |
 ///
+/// The portability suite checks every ✓ on epoll, poll(2) and IOCP (under Wine); the kqueue
+/// and event-ports cells follow what the `polling` and `mio` sources guarantee. On every
+/// backend an event on a healthy socket carries no hint, and the peer's `shutdown(Write)` never
+/// sets `write_closed` or `error`.
+///
+/// # Normalisations
+///
+/// Where a crate or an OS differs from the contract, the adapters make up the difference:
+///
+/// - **Closed sources are ready** (mio): mio reports some closes without readiness (on epoll a
+///   pipe whose writer is gone is `EPOLLHUP` alone, which mio does not count as readable); the
+///   adapter counts a `read_closed` or `error` event as readable and a `write_closed` or
+///   `error` event as writable, for the directions registered. polling already does.
+/// - **Capacity** (polling on poll(2)): `polling`'s poll(2) backend returns every ready source
+///   whatever the capacity, and has already disarmed the oneshot ones; the adapter keeps what
+///   does not fit and reports it first on the next polls (dropped if the source is
+///   re-registered or deregistered meanwhile), so nothing is lost and level sources do not
+///   starve.
+/// - **Wakes coalesce** (mio on IOCP): each `mio::Waker::wake` posts a completion packet; the
+///   adapter only forwards the first wake until a poll consumes it.
+/// - **Resets under Wine** (IOCP): the reset is reported (`AFD_POLL_ABORT`, so `read_closed`
+///   and `write_closed`), but Wine consumes the socket error while polling, so the read that
+///   follows returns end of stream rather than `ConnectionReset`.
+///
 /// # Example
 ///
 /// ```

@@ -146,7 +146,7 @@ pub fn many_sockets_each_report_their_own_id<R: Reactor>(make: impl Fn() -> R) {
         register(&reactor, s, id_of(i), Interest::READABLE, Mode::Oneshot).expect("register");
     }
     let mut order: Vec<usize> = (0..COUNT).collect();
-    Prng::new(0x5EED_0F_5EED).shuffle(&mut order);
+    Prng::new(0x005E_ED0F_5EED).shuffle(&mut order);
     let mut events = Events::with_capacity(COUNT);
     for batch in order.chunks(BATCH) {
         let mut expected: HashSet<usize> = HashSet::new();
