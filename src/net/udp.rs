@@ -1,0 +1,267 @@
+//! UDP on the runtime: [`bind`] a socket with a receive callback, [`Udp::send_to`],
+//! [`Udp::connect`].
+//!
+//! Datagrams are not queued: a send the kernel cannot take now fails with `WouldBlock` (the
+//! datagram is dropped, as UDP may do anyway). Each received datagram is passed to the callback
+//! as a slice of the socket's receive buffer, allocated once; a datagram longer than the buffer
+//! is truncated (on Windows the receive fails with an error instead). Receive errors (e.g.
+//! `ConnectionRefused` / `ConnectionReset` after an ICMP port unreachable) are passed to the
+//! callback and the socket stays open; only the watch's deadline (`TimedOut`) ends it.
+
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+
+use super::{delegate_source, not_reachable};
+use crate::runtime::{Runtime, WatchOptions};
+use crate::{Event, EventId, Interest, Reactor};
+
+/// The default size of a UDP socket's receive buffer: the largest UDP payload.
+pub const DEFAULT_RECV_BUFFER: usize = 65_535;
+
+/// Datagrams received per event before the socket yields to other watches.
+const RECVS_PER_EVENT: usize = 32;
+
+type MessageCallback<R> = Box<dyn FnMut(&mut Runtime<R>, &UdpSocket, io::Result<(&[u8], SocketAddr)>)>;
+
+/// Options of [`bind`].
+///
+/// ```
+/// use portable_reactor::net::udp::UdpOptions;
+/// use portable_reactor::runtime::WatchOptions;
+/// let server = UdpOptions::new().watch(WatchOptions::new().no_timeout()).recv_buffer(1500);
+/// # let _ = server;
+/// ```
+#[derive(Copy, Clone, Debug)]
+pub struct UdpOptions {
+    watch: WatchOptions,
+    recv_buffer: usize,
+}
+
+impl Default for UdpOptions {
+    fn default() -> Self {
+        UdpOptions::new()
+    }
+}
+
+impl UdpOptions {
+    /// The runtime's default deadline (an idle timeout: a socket that receives nothing for
+    /// that long is closed with `TimedOut`), a 64 KiB receive buffer.
+    pub fn new() -> UdpOptions {
+        UdpOptions {
+            watch: WatchOptions::new(),
+            recv_buffer: DEFAULT_RECV_BUFFER,
+        }
+    }
+
+    /// The socket's watch options; a server usually wants `WatchOptions::new().no_timeout()`.
+    pub fn watch(mut self, watch: WatchOptions) -> UdpOptions {
+        self.watch = watch;
+        self
+    }
+
+    /// The receive buffer's size (at least 1 byte).
+    pub fn recv_buffer(mut self, bytes: usize) -> UdpOptions {
+        self.recv_buffer = bytes.max(1);
+        self
+    }
+}
+
+/// A UDP socket's watch source.
+pub struct UdpState<R: Reactor + 'static> {
+    socket: UdpSocket,
+    buf: Box<[u8]>,
+    on_message: MessageCallback<R>,
+    kick: bool,
+}
+
+delegate_source!(UdpState<R: Reactor>, socket);
+
+impl<R: Reactor + 'static> UdpState<R> {
+    /// The socket.
+    pub fn socket(&self) -> &UdpSocket {
+        &self.socket
+    }
+}
+
+impl<R: Reactor + 'static> fmt::Debug for UdpState<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UdpState")
+            .field("socket", &self.socket)
+            .field("recv_buffer", &self.buf.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Binds a UDP socket to `addr` and calls `on_message` with each datagram received and its
+/// sender, or with a receive error. The callback gets the socket too, to reply with
+/// `socket.send_to(..)`.
+///
+/// ```
+/// use portable_reactor::net::udp::{self, UdpOptions};
+/// use portable_reactor::runtime::Runtime;
+///
+/// let mut rt = Runtime::new()?;
+/// let server = udp::bind(&mut rt, "127.0.0.1:0".parse().unwrap(), UdpOptions::new(), |rt, socket, msg| {
+///     let (data, from) = msg.expect("datagram");
+///     socket.send_to(data, from).unwrap(); // echo
+/// })?;
+/// let server_addr = server.local_addr(&mut rt)?;
+/// let client = udp::bind(&mut rt, "127.0.0.1:0".parse().unwrap(), UdpOptions::new(), move |rt, _, msg| {
+///     assert_eq!(msg.unwrap(), (&b"ping"[..], server_addr));
+///     rt.stop();
+/// })?;
+/// client.send_to(&mut rt, b"ping", server_addr)?;
+/// rt.run()?;
+/// # std::io::Result::Ok(())
+/// ```
+///
+/// # Errors
+///
+/// The OS error if the socket cannot be bound; the runtime's error if it cannot be watched.
+pub fn bind<R, F>(
+    rt: &mut Runtime<R>,
+    addr: SocketAddr,
+    options: UdpOptions,
+    on_message: F,
+) -> io::Result<Udp>
+where
+    R: Reactor + 'static,
+    F: FnMut(&mut Runtime<R>, &UdpSocket, io::Result<(&[u8], SocketAddr)>) + 'static,
+{
+    let socket = UdpSocket::bind(addr)?;
+    socket.set_nonblocking(true)?;
+    let local = socket.local_addr()?;
+    let state = UdpState {
+        socket,
+        buf: vec![0; options.recv_buffer].into_boxed_slice(),
+        on_message: Box::new(on_message),
+        kick: false,
+    };
+    let id = rt.watch_with(state, Interest::READABLE, options.watch, udp_event::<R>)?;
+    log::debug!("net: udp socket on {local} watched as {id}");
+    Ok(Udp(id))
+}
+
+fn udp_event<R: Reactor + 'static>(
+    rt: &mut Runtime<R>,
+    id: EventId,
+    state: &mut UdpState<R>,
+    event: io::Result<Event>,
+) {
+    if let Err(e) = event {
+        log::debug!("net: udp socket {id} ended: {e}");
+        (state.on_message)(rt, &state.socket, Err(e));
+        return;
+    }
+    if std::mem::take(&mut state.kick) {
+        let _ = rt.set_interest(id, Interest::READABLE);
+    }
+    for _ in 0..RECVS_PER_EVENT {
+        match state.socket.recv_from(&mut state.buf) {
+            Ok((n, from)) => (state.on_message)(rt, &state.socket, Ok((&state.buf[..n], from))),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => (state.on_message)(rt, &state.socket, Err(e)),
+        }
+    }
+    // More may be waiting: a writable interest wakes the socket again at once, after the other
+    // ready watches had their turn.
+    state.kick = true;
+    let _ = rt.set_interest(id, Interest::BOTH);
+}
+
+/// A UDP socket's handle: the `Copy` id of its watch.
+///
+/// Its methods find the socket with [`Runtime::source_mut`]; they fail with
+/// `ErrorKind::NotFound` once it is closed, and while its own callback runs (use the
+/// `&UdpSocket` that callback is given).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Udp(pub EventId);
+
+impl Udp {
+    /// The socket's watch id.
+    pub fn id(self) -> EventId {
+        self.0
+    }
+
+    /// Runs `f` with the socket.
+    ///
+    /// # Errors
+    ///
+    /// `ErrorKind::NotFound` if the socket is closed or running its own callback.
+    pub fn with<R: Reactor + 'static, T>(
+        self,
+        rt: &mut Runtime<R>,
+        f: impl FnOnce(&UdpSocket) -> T,
+    ) -> io::Result<T> {
+        rt.source_mut::<UdpState<R>>(self.0)
+            .map(|state| f(&state.socket))
+            .ok_or_else(|| not_reachable("udp socket", self.0))
+    }
+
+    /// Sends one datagram to `addr`; returns the bytes sent.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if the kernel cannot take it now (it is not queued); the OS error;
+    /// `ErrorKind::NotFound` if the socket is closed or running its own callback.
+    pub fn send_to<R: Reactor + 'static>(
+        self,
+        rt: &mut Runtime<R>,
+        data: &[u8],
+        addr: SocketAddr,
+    ) -> io::Result<usize> {
+        self.with(rt, |socket| socket.send_to(data, addr))?
+    }
+
+    /// Sets the default peer: [`send`](Udp::send) goes to it, and only its datagrams are
+    /// received.
+    ///
+    /// # Errors
+    ///
+    /// The OS error; `ErrorKind::NotFound` if the socket is closed or running its own callback.
+    pub fn connect<R: Reactor + 'static>(self, rt: &mut Runtime<R>, addr: SocketAddr) -> io::Result<()> {
+        self.with(rt, |socket| socket.connect(addr))?
+    }
+
+    /// Sends one datagram to the connected peer; returns the bytes sent.
+    ///
+    /// # Errors
+    ///
+    /// As for [`send_to`](Udp::send_to); `NotConnected` without [`connect`](Udp::connect).
+    pub fn send<R: Reactor + 'static>(self, rt: &mut Runtime<R>, data: &[u8]) -> io::Result<usize> {
+        self.with(rt, |socket| socket.send(data))?
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    ///
+    /// The OS error; `ErrorKind::NotFound` if the socket is closed or running its own callback.
+    pub fn local_addr<R: Reactor + 'static>(self, rt: &mut Runtime<R>) -> io::Result<SocketAddr> {
+        self.with(rt, |socket| socket.local_addr())?
+    }
+
+    /// Closes the socket (also from inside its callback, through `rt.close(id)`).
+    ///
+    /// # Errors
+    ///
+    /// `ErrorKind::NotFound` if it is closed already.
+    pub fn close<R: Reactor + 'static>(self, rt: &mut Runtime<R>) -> io::Result<()> {
+        rt.close(self.0)
+    }
+
+    /// Closes the socket and runs `on_close` in the loop's close phase.
+    ///
+    /// # Errors
+    ///
+    /// `ErrorKind::NotFound` if it is closed already.
+    pub fn close_with<R: Reactor + 'static>(
+        self,
+        rt: &mut Runtime<R>,
+        on_close: impl FnOnce(&mut Runtime<R>) + 'static,
+    ) -> io::Result<()> {
+        rt.close_with(self.0, on_close)
+    }
+}
