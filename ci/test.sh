@@ -171,11 +171,20 @@ leg_test_windows_wine() {
     export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
     export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
     run bash "$ROOT/ci/setup-wine.sh" || return 1
-    local rc=0 to=""
+    local rc=0 to="" s skips
+    local -a args=()
     command -v timeout >/dev/null 2>&1 && to="timeout 1500"
+    # Tests that fail only because Wine 8.0 differs from Windows; the native
+    # windows-latest job on GitHub still runs them. Override with CI_WINE_SKIP.
+    #  - peer_reset_hints: Wine's closesocket() with unread data sends a FIN,
+    #    not an RST (the peer's read gives Ok(0), not ConnectionReset).
+    skips="${CI_WINE_SKIP-peer_reset_hints}"
+    for s in $skips; do args+=(--skip "$s"); done
+    [ -n "$skips" ] && echo "ci: NOTE: skipped under Wine (known Wine deviations): $skips"
     # No doctests: they would need a cross rustdoc run per example.
     # shellcheck disable=SC2086
-    run $to cargo test --all-features --target "$t" --lib --tests --examples || rc=$?
+    run $to cargo test --all-features --target "$t" --lib --tests --examples \
+        -- ${args[@]+"${args[@]}"} || rc=$?
     [ "$rc" = 124 ] && echo "ci: test-windows-wine timed out" >&2
     wineserver -k >/dev/null 2>&1 || true
     return "$rc"
