@@ -66,15 +66,45 @@ pub use waker::{Wake, Waker};
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
-/// The backend this crate recommends on this OS: [`PollingReactor`], which drives every
-/// mechanism natively (epoll, kqueue, IOCP, event ports) and supports oneshot and level
-/// registrations without emulation.
+/// The backend this crate recommends on this OS.
+///
+/// [`MioReactor`] on epoll and kqueue systems (Linux, Android, macOS, iOS, the BSDs): mio waits
+/// with one syscall per poll and is natively edge-triggered, which the runtime's persistent
+/// watches use. [`PollingReactor`] elsewhere (Windows, illumos, other Unix): it drives IOCP and
+/// event ports with native level and oneshot modes, where mio would need the adapter's re-arming.
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_vendor = "apple",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+))]
+pub type DefaultReactor = MioReactor;
+
+/// The backend this crate recommends on this OS.
+///
+/// [`MioReactor`] on epoll and kqueue systems (Linux, Android, macOS, iOS, the BSDs): mio waits
+/// with one syscall per poll and is natively edge-triggered, which the runtime's persistent
+/// watches use. [`PollingReactor`] elsewhere (Windows, illumos, other Unix): it drives IOCP and
+/// event ports with native level and oneshot modes, where mio would need the adapter's re-arming.
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_vendor = "apple",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+)))]
 pub type DefaultReactor = PollingReactor;
 
 /// The names [`reactor_by_name`] accepts, besides `"default"`.
 pub const BACKENDS: [&str; 2] = ["polling", "mio"];
 
-/// Creates a reactor chosen at run time: `"polling"`, `"mio"` or `"default"`.
+/// Creates a reactor chosen at run time: `"polling"`, `"mio"` or `"default"` (the
+/// [`DefaultReactor`] of this OS).
 ///
 /// ```
 /// let reactor = portable_reactor::reactor_by_name("mio")?;
@@ -89,7 +119,8 @@ pub const BACKENDS: [&str; 2] = ["polling", "mio"];
 /// `ErrorKind::InvalidInput` for an unknown name; the OS error if the reactor cannot be created.
 pub fn reactor_by_name(name: &str) -> std::io::Result<Box<dyn Reactor>> {
     match name {
-        "polling" | "default" => Ok(Box::new(PollingReactor::new()?)),
+        "default" => Ok(Box::new(DefaultReactor::new()?)),
+        "polling" => Ok(Box::new(PollingReactor::new()?)),
         "mio" => Ok(Box::new(MioReactor::new()?)),
         other => Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,

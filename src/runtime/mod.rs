@@ -839,7 +839,13 @@ impl<R: Reactor + 'static> Runtime<R> {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        next.map(|at| at.saturating_duration_since(Instant::now()))
+        // Whole milliseconds, rounded up, like libuv: timers due within the same millisecond
+        // run in one iteration instead of one wake-up each, and none runs early.
+        next.map(|at| {
+            let wait = at.saturating_duration_since(Instant::now());
+            let millis = wait.as_nanos().div_ceil(1_000_000);
+            Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX))
+        })
     }
 
     fn poll_io(&mut self, timeout: Option<Duration>) -> io::Result<()> {
