@@ -29,7 +29,7 @@
 //!
 //! | phase | runs | callbacks added during the phase |
 //! |---|---|---|
-//! | timers | timers due at the loop time, in deadline then insertion order; then watches past their deadline get `TimedOut` | a timer started here waits for the next iteration |
+//! | timers | timers due at the loop time (millisecond resolution), in deadline then insertion order; then watches past their deadline get `TimedOut` | a timer started here waits for the next iteration (delays are at least [`MIN_DELAY`]) |
 //! | pending | errors from re-arming or admitting a watch | next iteration |
 //! | poll | blocks until the next timer or deadline, or not at all when immediates, next-ticks, pending or close callbacks wait, when stopped, or when nothing referenced is left | — |
 //! | check | [`set_immediate`](Runtime::set_immediate) callbacks | an immediate set here waits for the next iteration |
@@ -97,10 +97,26 @@ use watchers::{NewWatcher, State, Watchers};
 /// A callback run once with the loop.
 type Callback<R> = Box<dyn FnOnce(&mut Runtime<R>)>;
 
+/// What a pool job's result is delivered to.
+type JobCallback<R> = Box<dyn FnOnce(&mut Runtime<R>, JobOutput)>;
+
+/// A callback run every time an interval fires.
+type RepeatingCallback<R> = Box<dyn FnMut(&mut Runtime<R>)>;
+
+/// An interval: its period and callback, boxed once so a queued timer stays small.
+struct Interval<R: Reactor + 'static> {
+    period: Duration,
+    callback: RepeatingCallback<R>,
+}
+
 enum TimerCallback<R: Reactor + 'static> {
     Once(Callback<R>),
-    Every(Duration, Box<dyn FnMut(&mut Runtime<R>)>),
+    Every(Box<Interval<R>>),
 }
+
+/// The shortest delay, as in Node: a timer set for less (0 included) waits a millisecond, so a
+/// timer started from a timer callback always waits for the next iteration.
+pub const MIN_DELAY: Duration = Duration::from_millis(1);
 
 /// Identifies an immediate from [`Runtime::set_immediate`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -131,7 +147,7 @@ pub struct Runtime<R: Reactor + 'static = DefaultReactor> {
     closes: VecDeque<Callback<R>>,
     watchers: Watchers<Box<dyn Entry<R>>>,
     pool: Pool,
-    jobs: Slab<Box<dyn FnOnce(&mut Runtime<R>, JobOutput)>>,
+    jobs: Slab<JobCallback<R>>,
     inbox: Arc<Inbox<Runtime<R>>>,
     mailbox: VecDeque<Message<Runtime<R>>>,
     stopped: bool,
@@ -169,13 +185,14 @@ impl<R: Reactor + 'static> Runtime<R> {
             config.high_watermark,
             config.queue_limit
         );
+        let now = Instant::now();
         Ok(Runtime {
             events: Some(Events::with_capacity(config.events_capacity)),
             pool: Pool::new(config.threads),
             reactor,
             config,
-            now: Instant::now(),
-            timers: TimerQueue::default(),
+            now,
+            timers: TimerQueue::new(now),
             immediates: VecDeque::new(),
             next_immediate: 0,
             cleared_immediates: HashSet::new(),
@@ -234,20 +251,26 @@ impl<R: Reactor + 'static> Runtime<R> {
 
     // ---- timers, immediates, next-tick -------------------------------------------------
 
-    /// Runs `callback` once, no earlier than `delay` from now. Equal delays fire in the order
-    /// they were set.
+    /// Runs `callback` once, no earlier than `delay` (at least [`MIN_DELAY`]) from now, with
+    /// millisecond resolution. Equal delays fire in the order they were set. O(log b) for `b`
+    /// distinct pending milliseconds.
     pub fn set_timeout(&mut self, delay: Duration, callback: impl FnOnce(&mut Self) + 'static) -> TimerId {
-        let deadline = deadline_after(Instant::now(), delay);
+        let deadline = deadline_after(Instant::now(), delay.max(MIN_DELAY));
         self.timers
             .insert(deadline, TimerCallback::Once(Box::new(callback)))
     }
 
-    /// Runs `callback` every `period`, each time `period` after the previous run began (a late
-    /// run is not followed by a burst of catch-up runs).
+    /// Runs `callback` every `period` (at least [`MIN_DELAY`]), each time `period` after the
+    /// previous run began (a late run is not followed by a burst of catch-up runs).
     pub fn set_interval(&mut self, period: Duration, callback: impl FnMut(&mut Self) + 'static) -> TimerId {
+        let period = period.max(MIN_DELAY);
         let deadline = deadline_after(Instant::now(), period);
+        let interval = Interval {
+            period,
+            callback: Box::new(callback),
+        };
         self.timers
-            .insert(deadline, TimerCallback::Every(period, Box::new(callback)))
+            .insert_repeating(deadline, TimerCallback::Every(Box::new(interval)))
     }
 
     /// Cancels a timeout or interval (also from inside its own callback). Returns whether it was
@@ -770,22 +793,16 @@ impl<R: Reactor + 'static> Runtime<R> {
     }
 
     fn run_timers(&mut self) {
-        let before = self.timers.next_order();
         let now = self.now;
-        while let Some((id, callback)) = self.timers.pop_due(now, before) {
+        while let Some((id, callback)) = self.timers.pop_due(now) {
             match callback {
-                TimerCallback::Once(callback) => {
-                    self.timers.cancel(id);
-                    callback(self);
-                }
-                TimerCallback::Every(period, mut callback) => {
+                TimerCallback::Once(callback) => callback(self),
+                TimerCallback::Every(mut interval) => {
                     let started = Instant::now();
-                    callback(self);
-                    self.timers.reinsert(
-                        id,
-                        deadline_after(started, period),
-                        TimerCallback::Every(period, callback),
-                    );
+                    (interval.callback)(self);
+                    let next = deadline_after(started, interval.period);
+                    // Err: cleared during its run; dropping it ends it.
+                    drop(self.timers.reinsert(id, next, TimerCallback::Every(interval)));
                 }
             }
             self.run_ticks();

@@ -1,14 +1,18 @@
-//! The timer queue: a binary heap of deadlines over a slab of timers.
+//! The timer queue: timers bucketed by their deadline's millisecond.
 //!
-//! Insert, cancel and pop cost O(log n). Cancelling leaves the heap entry behind; it is skipped
-//! when it surfaces and the heap is compacted when dead entries outnumber live ones, so memory
-//! stays proportional to the live timers.
+//! Deadlines are rounded up to whole milliseconds from the loop's epoch (as in libuv and Node,
+//! so a timer never fires early), and each millisecond that has timers owns one bucket: a vector
+//! in insertion order, in an ordered map. Starting a timer appends to its bucket; firing walks
+//! the due buckets front to back; both touch memory sequentially and cost O(log b) for `b`
+//! non-empty milliseconds, not O(log n) heap sifts over every timer. Clearing finds the timer by
+//! binary search in its bucket (entries are sorted by insertion order) and leaves a tombstone; a
+//! bucket whose timers are all cleared is freed at once, so memory follows the live timers.
+//!
+//! A timer is 32 bytes here plus its boxed callback (nothing for a callback that captures
+//! nothing). Intervals move to a new bucket each run; a small map keeps their ids stable.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-use std::time::Instant;
-
-use slab::Slab;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 /// Identifies a timer started with [`Runtime::set_timeout`](super::Runtime::set_timeout) or
 /// [`Runtime::set_interval`](super::Runtime::set_interval).
@@ -16,156 +20,298 @@ use slab::Slab;
 /// Ids are never reused by another timer: clearing a fired or cleared timer is a no-op.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TimerId {
-    key: usize,
-    seq: u64,
+    /// The bucket of a timeout, or `REPEATING` for an interval.
+    bucket: u64,
+    /// The timeout's insertion order, or the interval's number.
+    order: u64,
 }
 
-struct Slot<T> {
-    /// The timer's identity, fixed for its life.
-    seq: u64,
-    /// The insertion order of its current heap entry (renewed when an interval is re-queued).
+const REPEATING: u64 = u64::MAX;
+/// Flag bits in [`Entry::order`]: the timer does not keep the loop alive; it is an interval's.
+const UNREF: u64 = 1 << 63;
+const INTERVAL: u64 = 1 << 62;
+const FLAGS: u64 = UNREF | INTERVAL;
+
+struct Entry<T> {
+    /// Insertion order, with the `UNREF` and `INTERVAL` flags.
     order: u64,
-    refed: bool,
+    /// `None` once fired or cleared.
     value: Option<T>,
 }
 
-/// Timers ordered by (deadline, insertion sequence), so equal deadlines fire in insertion order.
+impl<T> Entry<T> {
+    fn order(&self) -> u64 {
+        self.order & !FLAGS
+    }
+
+    fn refed(&self) -> bool {
+        self.order & UNREF == 0
+    }
+}
+
+struct Bucket<T> {
+    live: usize,
+    entries: Vec<Entry<T>>,
+}
+
+/// Where an interval is queued now, and whether it keeps the loop alive.
+#[derive(Copy, Clone)]
+struct Repeating {
+    bucket: u64,
+    order: u64,
+    refed: bool,
+}
+
+/// Timers ordered by (deadline millisecond, insertion order).
 pub(crate) struct TimerQueue<T> {
-    slots: Slab<Slot<T>>,
-    heap: BinaryHeap<Reverse<(Instant, u64, usize)>>,
-    next_seq: u64,
+    epoch: Instant,
+    buckets: BTreeMap<u64, Bucket<T>>,
+    repeating: HashMap<u64, Repeating>,
+    /// Interval number by the insertion order of its queued entry.
+    interval_by_order: HashMap<u64, u64>,
+    /// The bucket being fired and how far: entries before the cursor were handed out.
+    cursor: (u64, usize),
+    next_order: u64,
+    next_repeating: u64,
+    live: usize,
     refed: usize,
 }
 
-impl<T> Default for TimerQueue<T> {
-    fn default() -> Self {
+impl<T> TimerQueue<T> {
+    pub(crate) fn new(epoch: Instant) -> Self {
         TimerQueue {
-            slots: Slab::new(),
-            heap: BinaryHeap::new(),
-            next_seq: 0,
+            epoch,
+            buckets: BTreeMap::new(),
+            repeating: HashMap::new(),
+            interval_by_order: HashMap::new(),
+            cursor: (0, 0),
+            next_order: 0,
+            next_repeating: 0,
+            live: 0,
             refed: 0,
         }
     }
-}
 
-impl<T> TimerQueue<T> {
-    /// The order the next inserted (or re-inserted) timer gets: pass it to `pop_due` to leave out
-    /// every timer queued from now on.
-    pub(crate) fn next_order(&self) -> u64 {
-        self.next_seq
+    /// The millisecond bucket of `deadline`, rounded up.
+    fn bucket_of(&self, deadline: Instant) -> u64 {
+        let nanos = deadline.saturating_duration_since(self.epoch).as_nanos();
+        u64::try_from(nanos.div_ceil(1_000_000))
+            .unwrap_or(REPEATING - 1)
+            .min(REPEATING - 1)
     }
 
-    /// Adds a timer; it keeps the loop alive until it fires or is cleared.
-    pub(crate) fn insert(&mut self, deadline: Instant, value: T) -> TimerId {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let key = self.slots.insert(Slot {
-            seq,
-            order: seq,
-            refed: true,
+    /// The millisecond `now` falls in (rounded down).
+    fn current_bucket(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.epoch).as_millis()).unwrap_or(REPEATING - 1)
+    }
+
+    fn push(&mut self, deadline: Instant, value: T, refed: bool, interval: Option<u64>) -> (u64, u64) {
+        let bucket = self.bucket_of(deadline);
+        let order = self.next_order;
+        self.next_order += 1;
+        let slot = self.buckets.entry(bucket).or_insert_with(|| Bucket {
+            live: 0,
+            entries: Vec::new(),
+        });
+        slot.live += 1;
+        let mut flagged = order;
+        if !refed {
+            flagged |= UNREF;
+        }
+        if let Some(number) = interval {
+            flagged |= INTERVAL;
+            self.interval_by_order.insert(order, number);
+        }
+        slot.entries.push(Entry {
+            order: flagged,
             value: Some(value),
         });
-        self.refed += 1;
-        self.heap.push(Reverse((deadline, seq, key)));
-        TimerId { key, seq }
+        self.live += 1;
+        if refed {
+            self.refed += 1;
+        }
+        (bucket, order)
     }
 
-    /// Re-queues a timer whose value was taken by [`pop_due`](Self::pop_due) (an interval), with
-    /// a new deadline, behind every timer inserted so far. Returns false if it was cleared
-    /// meanwhile.
-    pub(crate) fn reinsert(&mut self, id: TimerId, deadline: Instant, value: T) -> bool {
-        match self.slots.get_mut(id.key) {
-            Some(slot) if slot.seq == id.seq && slot.value.is_none() => {
-                let order = self.next_seq;
-                self.next_seq += 1;
-                slot.order = order;
-                slot.value = Some(value);
-                self.heap.push(Reverse((deadline, order, id.key)));
-                true
-            }
-            _ => false,
+    /// Adds a timeout; it keeps the loop alive until it fires or is cleared.
+    pub(crate) fn insert(&mut self, deadline: Instant, value: T) -> TimerId {
+        let (bucket, order) = self.push(deadline, value, true, None);
+        TimerId { bucket, order }
+    }
+
+    /// Adds an interval, whose id stays valid across [`reinsert`](Self::reinsert)s.
+    pub(crate) fn insert_repeating(&mut self, deadline: Instant, value: T) -> TimerId {
+        let number = self.next_repeating;
+        self.next_repeating += 1;
+        let (bucket, order) = self.push(deadline, value, true, Some(number));
+        self.repeating.insert(
+            number,
+            Repeating {
+                bucket,
+                order,
+                refed: true,
+            },
+        );
+        TimerId {
+            bucket: REPEATING,
+            order: number,
         }
     }
 
-    /// Clears a timer. Returns whether it was still pending (or running, for an interval).
+    /// Re-queues an interval whose value [`pop_due`](Self::pop_due) handed out. Returns false
+    /// (and drops nothing: the caller keeps `value`) if it was cleared meanwhile.
+    pub(crate) fn reinsert(&mut self, id: TimerId, deadline: Instant, value: T) -> Result<(), T> {
+        let Some(repeating) = self
+            .repeating
+            .get(&id.order)
+            .copied()
+            .filter(|_| id.bucket == REPEATING)
+        else {
+            return Err(value);
+        };
+        let (bucket, order) = self.push(deadline, value, repeating.refed, Some(id.order));
+        self.repeating.insert(
+            id.order,
+            Repeating {
+                bucket,
+                order,
+                refed: repeating.refed,
+            },
+        );
+        Ok(())
+    }
+
+    /// The queued entry of a timer: (bucket, insertion order).
+    fn locate(&self, id: TimerId) -> Option<(u64, u64)> {
+        if id.bucket == REPEATING {
+            self.repeating.get(&id.order).map(|r| (r.bucket, r.order))
+        } else {
+            Some((id.bucket, id.order))
+        }
+    }
+
+    fn entry_mut(&mut self, bucket: u64, order: u64) -> Option<&mut Entry<T>> {
+        let slot = self.buckets.get_mut(&bucket)?;
+        let index = slot.entries.binary_search_by_key(&order, Entry::order).ok()?;
+        slot.entries.get_mut(index).filter(|e| e.value.is_some())
+    }
+
+    /// Clears a timer (also an interval from inside its own callback). Returns whether it was
+    /// still active.
     pub(crate) fn cancel(&mut self, id: TimerId) -> bool {
-        match self.slots.get(id.key) {
-            Some(slot) if slot.seq == id.seq => {
-                let slot = self.slots.remove(id.key);
-                if slot.refed {
-                    self.refed -= 1;
-                }
-                self.compact_if_sparse();
-                true
-            }
-            _ => false,
+        let running_interval = id.bucket == REPEATING && self.repeating.contains_key(&id.order);
+        let Some((bucket, order)) = self.locate(id) else {
+            return false;
+        };
+        if id.bucket == REPEATING {
+            self.repeating.remove(&id.order);
+            self.interval_by_order.remove(&order);
         }
+        let Some(entry) = self.entry_mut(bucket, order) else {
+            // An interval between `pop_due` and `reinsert`: removing it from `repeating` is
+            // what stops it.
+            return running_interval;
+        };
+        let refed = entry.refed();
+        entry.value = None;
+        self.live -= 1;
+        if refed {
+            self.refed -= 1;
+        }
+        if let Some(slot) = self.buckets.get_mut(&bucket) {
+            slot.live -= 1;
+            if slot.live == 0 {
+                self.buckets.remove(&bucket);
+            }
+        }
+        true
     }
 
     /// Marks a timer as (not) keeping the loop alive. Returns false for an unknown timer.
     pub(crate) fn set_ref(&mut self, id: TimerId, refed: bool) -> bool {
-        match self.slots.get_mut(id.key) {
-            Some(slot) if slot.seq == id.seq => {
-                if slot.refed != refed {
-                    slot.refed = refed;
-                    if refed {
-                        self.refed += 1;
-                    } else {
-                        self.refed -= 1;
-                    }
-                }
-                true
-            }
-            _ => false,
+        if id.bucket == REPEATING {
+            let Some(repeating) = self.repeating.get_mut(&id.order) else {
+                return false;
+            };
+            repeating.refed = refed;
         }
+        let Some((bucket, order)) = self.locate(id) else {
+            return false;
+        };
+        let Some(entry) = self.entry_mut(bucket, order) else {
+            // A running interval: `reinsert` applies the flag.
+            return id.bucket == REPEATING;
+        };
+        if entry.refed() != refed {
+            entry.order ^= UNREF;
+            if refed {
+                self.refed += 1;
+            } else {
+                self.refed -= 1;
+            }
+        }
+        true
     }
 
-    /// Timers that keep the loop alive.
+    /// Queued timers that keep the loop alive.
     pub(crate) fn refed(&self) -> usize {
         self.refed
     }
 
-    /// Live timers.
+    /// Queued timers.
     pub(crate) fn len(&self) -> usize {
-        self.slots.len()
+        self.live
     }
 
-    /// The earliest pending deadline, skipping cleared timers.
-    pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
-        self.skip_dead();
-        self.heap.peek().map(|Reverse((deadline, _, _))| *deadline)
+    /// When the earliest non-empty bucket is due.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let (&bucket, _) = self.buckets.first_key_value()?;
+        Some(self.epoch + Duration::from_millis(bucket))
     }
 
-    /// Takes the value of the earliest timer that is due at `now` and was inserted before
-    /// sequence `before`. The timer stays known (for `reinsert` or `cancel`).
-    pub(crate) fn pop_due(&mut self, now: Instant, before: u64) -> Option<(TimerId, T)> {
-        self.skip_dead();
-        let Reverse((deadline, order, key)) = *self.heap.peek()?;
-        if deadline > now || order >= before {
-            return None;
-        }
-        self.heap.pop();
-        let slot = &mut self.slots[key];
-        let value = slot.value.take()?;
-        Some((TimerId { key, seq: slot.seq }, value))
-    }
-
-    fn skip_dead(&mut self) {
-        while let Some(Reverse((_, order, key))) = self.heap.peek() {
-            match self.slots.get(*key) {
-                Some(slot) if slot.order == *order && slot.value.is_some() => return,
-                _ => {
-                    self.heap.pop();
-                }
+    /// Takes the next timer due at `now`: buckets in deadline order, each in insertion order.
+    ///
+    /// Timers started while due ones run land in later buckets (every delay is at least a
+    /// millisecond, rounded up), so they wait for the next call with a later `now`.
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(TimerId, T)> {
+        let due = self.current_bucket(now);
+        loop {
+            let mut first = self.buckets.first_entry()?;
+            let bucket = *first.key();
+            if bucket > due {
+                return None;
             }
-        }
-    }
-
-    fn compact_if_sparse(&mut self) {
-        if self.heap.len() > 1024 && self.heap.len() > 2 * self.slots.len() {
-            let slots = &self.slots;
-            self.heap
-                .retain(|Reverse((_, order, key))| slots.get(*key).is_some_and(|s| s.order == *order));
+            if self.cursor.0 != bucket {
+                self.cursor = (bucket, 0);
+            }
+            let slot = first.get_mut();
+            while let Some(entry) = slot.entries.get_mut(self.cursor.1) {
+                self.cursor.1 += 1;
+                let Some(value) = entry.value.take() else { continue };
+                let (order, refed, interval) = (entry.order(), entry.refed(), entry.order & INTERVAL != 0);
+                slot.live -= 1;
+                self.live -= 1;
+                if refed {
+                    self.refed -= 1;
+                }
+                if slot.live == 0 {
+                    first.remove();
+                }
+                let number = if interval {
+                    self.interval_by_order.remove(&order)
+                } else {
+                    None
+                };
+                let id = match number {
+                    Some(number) => TimerId {
+                        bucket: REPEATING,
+                        order: number,
+                    },
+                    None => TimerId { bucket, order },
+                };
+                return Some((id, value));
+            }
+            first.remove();
         }
     }
 }
@@ -173,44 +319,74 @@ impl<T> TimerQueue<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
-    #[test]
-    fn due_order_insertion_order_and_sequence_cut() {
-        let t0 = Instant::now();
-        let mut q = TimerQueue::default();
-        let a = q.insert(t0 + Duration::from_millis(5), "a");
-        q.insert(t0 + Duration::from_millis(1), "b");
-        q.insert(t0 + Duration::from_millis(5), "c");
-        let cut = q.next_order();
-        // Timers inserted while due ones run have deadlines at or after the phase's `now`.
-        q.insert(t0 + Duration::from_millis(5), "late-inserted");
-        let now = t0 + Duration::from_millis(5);
-        let mut order = Vec::new();
-        while let Some((id, v)) = q.pop_due(now, cut) {
-            q.cancel(id);
-            order.push(v);
-        }
-        assert_eq!(order, ["b", "a", "c"]);
-        assert!(!q.cancel(a), "a fired already");
-        assert_eq!(q.len(), 1);
-        assert_eq!(q.next_deadline(), Some(t0 + Duration::from_millis(5)));
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
     }
 
     #[test]
-    fn cancel_skips_and_compacts() {
+    fn deadline_then_insertion_order_and_no_early_firing() {
         let t0 = Instant::now();
-        let mut q = TimerQueue::default();
-        let ids: Vec<_> = (0..5000u64)
-            .map(|i| q.insert(t0 + Duration::from_millis(i), i))
-            .collect();
-        for id in &ids[..4999] {
-            assert!(q.cancel(*id));
+        let mut q = TimerQueue::new(t0);
+        let a = q.insert(t0 + ms(5), "a");
+        q.insert(t0 + ms(1), "b");
+        q.insert(t0 + ms(5), "c");
+        q.insert(t0 + ms(5) + Duration::from_nanos(1), "d, rounded up to 6 ms");
+        assert_eq!(
+            q.pop_due(t0 + ms(5) - Duration::from_nanos(1)).map(|(_, v)| v),
+            Some("b")
+        );
+        assert_eq!(
+            q.pop_due(t0 + ms(5) - Duration::from_nanos(1)),
+            None,
+            "never early"
+        );
+        let mut order = Vec::new();
+        while let Some((_, v)) = q.pop_due(t0 + ms(5)) {
+            order.push(v);
         }
-        assert!(q.heap.len() < 2100, "compacted: {}", q.heap.len());
-        assert_eq!(q.next_deadline(), Some(t0 + Duration::from_millis(4999)));
-        assert_eq!(q.refed(), 1);
-        assert!(q.set_ref(ids[4999], false));
+        assert_eq!(order, ["a", "c"]);
+        assert!(!q.cancel(a), "a fired already");
+        assert_eq!(q.len(), 1);
+        assert_eq!(q.next_deadline(), Some(t0 + ms(6)));
+    }
+
+    #[test]
+    fn cancel_frees_buckets_and_skips_tombstones() {
+        let t0 = Instant::now();
+        let mut q = TimerQueue::new(t0);
+        let ids: Vec<_> = (0..5000u64).map(|i| q.insert(t0 + ms(i / 10), i)).collect();
+        for id in &ids[..4990] {
+            assert!(q.cancel(*id));
+            assert!(!q.cancel(*id), "twice");
+        }
+        assert_eq!(q.buckets.len(), 1, "emptied buckets are freed");
+        assert_eq!(q.next_deadline(), Some(t0 + ms(499)));
+        assert!(q.cancel(ids[4995]));
+        let fired: Vec<_> = std::iter::from_fn(|| q.pop_due(t0 + ms(1000)).map(|(_, v)| v)).collect();
+        assert_eq!(fired, [4990, 4991, 4992, 4993, 4994, 4996, 4997, 4998, 4999]);
+        assert_eq!((q.len(), q.refed()), (0, 0));
+    }
+
+    #[test]
+    fn intervals_keep_their_id() {
+        let t0 = Instant::now();
+        let mut q = TimerQueue::new(t0);
+        let id = q.insert_repeating(t0 + ms(1), "tick");
+        assert!(q.set_ref(id, false));
         assert_eq!(q.refed(), 0);
+        let (popped, v) = q.pop_due(t0 + ms(1)).unwrap();
+        assert_eq!(popped, id);
+        assert!(q.reinsert(id, t0 + ms(2), v).is_ok());
+        assert_eq!(
+            (q.len(), q.refed()),
+            (1, 0),
+            "the unref flag survives the re-queue"
+        );
+        let (_, v) = q.pop_due(t0 + ms(2)).unwrap();
+        assert!(q.cancel(id), "cleared while running");
+        assert_eq!(q.reinsert(id, t0 + ms(3), v), Err("tick"));
+        assert!(!q.cancel(id));
+        assert_eq!(q.len(), 0);
     }
 }

@@ -174,7 +174,7 @@ impl<E> Watchers<E> {
         slot.timeout = timeout;
         slot.deadline = timeout.map(|t| super::deadline_after(now, t));
         if let Some(deadline) = slot.deadline {
-            if slot.heap_at.map_or(true, |at| deadline < at) {
+            if slot.heap_at.is_none_or(|at| deadline < at) {
                 slot.heap_at = Some(deadline);
                 self.deadlines.push(Reverse((deadline, id)));
             }
