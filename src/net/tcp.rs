@@ -27,9 +27,10 @@
 //!
 //! # Per-OS behaviour
 //!
-//! A peer that resets the connection (e.g. `SO_LINGER` 0 then close) is reported as
-//! `Err(ConnectionReset)` on Linux (epoll and poll(2)) and on Windows (Wine): the kernel fails
-//! the read. If the peer's data and its reset arrive before a read, the data is lost: that is
+//! A peer that resets the connection is reported as `Err(ConnectionReset)` on Linux (epoll and
+//! poll(2)), and on Windows, where the kernel fails the read. Under Wine a Windows peer cannot
+//! reset a connection (its `closesocket` sends FIN even with `SO_LINGER` 0 and unread data), so
+//! there the reader sees EOF. Data that arrives together with the reset may be lost: that is
 //! what a reset means on every OS.
 
 use std::cell::{Cell, RefCell};
