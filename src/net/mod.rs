@@ -18,7 +18,7 @@
 //!
 //! - inside the connection's own callbacks, the `&mut` context they are given
 //!   ([`tcp::TcpConn`], `&UdpSocket`);
-//! - anywhere else, a `Copy` handle wrapping the watch's [`EventId`](crate::EventId)
+//! - anywhere else, a `Copy` handle wrapping the watch's [`EventId`]
 //!   ([`tcp::Conn`], [`udp::Udp`]), which finds the state with
 //!   [`Runtime::source_mut`](crate::runtime::Runtime::source_mut). While the connection's own
 //!   callback runs, the runtime holds its state, so the handle's methods fail with
