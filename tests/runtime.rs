@@ -474,6 +474,43 @@ fn watch_once_returns_the_source<R: Reactor + 'static>(reactor: R) {
     assert_eq!(&*got.borrow(), b"once");
 }
 
+fn wake_watch_resumes_an_edge_watch<R: Reactor + 'static>(reactor: R) {
+    init();
+    let mut rt = Runtime::builder().build_with(reactor).unwrap();
+    let (mut client, server) = pair();
+    client.write_all(b"0123456789").unwrap();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    let opts = WatchOptions::new().timeout(Duration::from_secs(10));
+    rt.watch_with(server, Interest::READABLE, opts, move |rt, id, stream, ev| {
+        ev.unwrap();
+        // One byte per turn: the rest stays in the kernel, which an edge-triggered registration
+        // would not report again. wake_watch brings the callback back without the OS.
+        let mut b = [0u8; 1];
+        match stream.read(&mut b) {
+            Ok(1) => {
+                g.borrow_mut().push(b[0]);
+                if g.borrow().len() == 10 {
+                    rt.close(id).unwrap();
+                } else {
+                    rt.wake_watch(id).unwrap();
+                }
+            }
+            other => panic!("unexpected read {other:?}"),
+        }
+    })
+    .unwrap();
+    guard(&mut rt, Duration::from_secs(10));
+    rt.run().unwrap();
+    assert_eq!(&*got.borrow(), b"0123456789");
+    assert_eq!(
+        rt.wake_watch(portable_reactor::EventId(12345))
+            .unwrap_err()
+            .kind(),
+        io::ErrorKind::NotFound
+    );
+}
+
 macro_rules! runtime_tests {
     ($($backend:ident => $make:expr),* $(,)?) => {$(
         mod $backend {
@@ -492,6 +529,7 @@ macro_rules! runtime_tests {
             #[test] fn level_trigger_repeats_until_drained() { super::level_trigger_repeats_until_drained($make) }
             #[test] fn set_interest_switches_direction() { super::set_interest_switches_direction($make) }
             #[test] fn watch_once_returns_the_source() { super::watch_once_returns_the_source($make) }
+            #[test] fn wake_watch_resumes_an_edge_watch() { super::wake_watch_resumes_an_edge_watch($make) }
         }
     )*};
 }

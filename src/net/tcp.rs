@@ -700,7 +700,6 @@ fn adopt<R: Reactor + 'static>(
             eof: false,
             closed: false,
             unread: false,
-            kick: false,
         },
         buf: vec![0; options.read_buffer].into_boxed_slice(),
     };
@@ -760,8 +759,6 @@ pub struct TcpConn<R: Reactor + 'static> {
     closed: bool,
     /// A readable event came while no data callback was set.
     unread: bool,
-    /// Asked for writable interest only to be woken again at once (to read on).
-    kick: bool,
 }
 
 impl<R: Reactor + 'static> fmt::Debug for TcpConn<R> {
@@ -950,7 +947,7 @@ impl<R: Reactor + 'static> TcpConn<R> {
     fn wanted_interest(&self) -> Interest {
         if self.eof {
             Interest::WRITABLE
-        } else if self.queued_bytes() > 0 || self.kick {
+        } else if self.queued_bytes() > 0 {
             Interest::BOTH
         } else {
             Interest::READABLE
@@ -1058,11 +1055,10 @@ fn conn_event<R: Reactor + 'static>(
     if conn.closed {
         return;
     }
-    let kicked = std::mem::take(&mut conn.kick);
     if conn.queued_bytes() > 0 {
         conn.flush(rt);
     }
-    let readable = event.is_readable() || event.is_error() || event.is_read_closed() || kicked;
+    let readable = event.is_readable() || event.is_error() || event.is_read_closed();
     if readable && !conn.closed && !conn.eof {
         read_ready(rt, state);
     }
@@ -1095,9 +1091,9 @@ fn read_ready<R: Reactor + 'static>(rt: &mut Runtime<R>, state: &mut ConnState<R
             }
         }
     }
-    // More may be waiting: be woken again at once (a writable interest fires immediately), after
-    // the other ready watches had their turn.
-    state.conn.kick = true;
+    // More may be waiting: be called back in the next iteration, after the other ready watches
+    // had their turn (no syscall).
+    let _ = rt.wake_watch(state.conn.id);
 }
 
 /// After an event: close a finished connection, or ask for the interest it needs.
@@ -1158,11 +1154,9 @@ impl Conn {
             .conn;
         conn.on_data(callback);
         if std::mem::take(&mut conn.unread) {
-            // Be woken to read what is waiting (edge-triggered backends will not report it again).
-            conn.kick = true;
-            let wanted = conn.wanted_interest();
-            conn.interest = wanted;
-            rt.set_interest(self.0, wanted)?;
+            // Be called back to read what is waiting (edge-triggered backends will not report it
+            // again).
+            rt.wake_watch(self.0)?;
         }
         Ok(())
     }

@@ -72,7 +72,6 @@ pub struct UdpState<R: Reactor + 'static> {
     socket: UdpSocket,
     buf: Box<[u8]>,
     on_message: MessageCallback<R>,
-    kick: bool,
 }
 
 delegate_source!(UdpState<R: Reactor>, socket);
@@ -136,7 +135,6 @@ where
         socket,
         buf: vec![0; options.recv_buffer].into_boxed_slice(),
         on_message: Box::new(on_message),
-        kick: false,
     };
     let id = rt.watch_with(state, Interest::READABLE, options.watch, udp_event::<R>)?;
     log::debug!("net: udp socket on {local} watched as {id}");
@@ -154,9 +152,6 @@ fn udp_event<R: Reactor + 'static>(
         (state.on_message)(rt, &state.socket, Err(e));
         return;
     }
-    if std::mem::take(&mut state.kick) {
-        let _ = rt.set_interest(id, Interest::READABLE);
-    }
     for _ in 0..RECVS_PER_EVENT {
         match state.socket.recv_from(&mut state.buf) {
             Ok((n, from)) => (state.on_message)(rt, &state.socket, Ok((&state.buf[..n], from))),
@@ -165,10 +160,9 @@ fn udp_event<R: Reactor + 'static>(
             Err(e) => (state.on_message)(rt, &state.socket, Err(e)),
         }
     }
-    // More may be waiting: a writable interest wakes the socket again at once, after the other
-    // ready watches had their turn.
-    state.kick = true;
-    let _ = rt.set_interest(id, Interest::BOTH);
+    // More may be waiting: be called back in the next iteration, after the other ready watches
+    // had their turn (no syscall).
+    let _ = rt.wake_watch(id);
 }
 
 /// A UDP socket's handle: the `Copy` id of its watch.

@@ -15,7 +15,7 @@
 //!    ┌───────────────────────────┐
 //! ┌─>│ timers                    │  due timers (collected before any runs), then expired deadlines
 //! │  ├───────────────────────────┤
-//! │  │ pending callbacks         │  I/O errors deferred from the previous iteration
+//! │  │ pending callbacks         │  fed events (wake_watch), I/O errors deferred from the last iteration
 //! │  ├───────────────────────────┤
 //! │  │ idle / prepare            │  admit queued watches; compute the poll timeout
 //! │  ├───────────────────────────┤
@@ -30,7 +30,7 @@
 //! | phase | runs | callbacks added during the phase |
 //! |---|---|---|
 //! | timers | timers due at the loop time (millisecond resolution), in deadline then insertion order; then watches past their deadline get `TimedOut` | a timer started here waits for the next iteration (delays are at least [`MIN_DELAY`]) |
-//! | pending | errors from re-arming or admitting a watch | next iteration |
+//! | pending | events fed by [`wake_watch`](Runtime::wake_watch), then errors from re-arming or admitting a watch | next iteration |
 //! | poll | blocks until the next timer or deadline, or not at all when immediates, next-ticks, pending or close callbacks wait, when stopped, or when nothing referenced is left | — |
 //! | check | [`set_immediate`](Runtime::set_immediate) callbacks | an immediate set here waits for the next iteration |
 //! | close | [`close_with`](Runtime::close_with) callbacks | next iteration |
@@ -144,6 +144,8 @@ pub struct Runtime<R: Reactor + 'static = DefaultReactor> {
     cleared_immediates: HashSet<u64>,
     ticks: VecDeque<Callback<R>>,
     pending: VecDeque<Callback<R>>,
+    /// Events fed to watches by [`Runtime::wake_watch`], dispatched in the pending phase.
+    fed: VecDeque<Event>,
     closes: VecDeque<Callback<R>>,
     watchers: Watchers<Box<dyn Entry<R>>>,
     pool: Pool,
@@ -198,6 +200,7 @@ impl<R: Reactor + 'static> Runtime<R> {
             cleared_immediates: HashSet::new(),
             ticks: VecDeque::new(),
             pending: VecDeque::new(),
+            fed: VecDeque::new(),
             closes: VecDeque::new(),
             watchers: Watchers::default(),
             jobs: Slab::new(),
@@ -214,6 +217,11 @@ impl<R: Reactor + 'static> Runtime<R> {
     /// The reactor under the loop.
     pub fn reactor(&self) -> &R {
         &self.reactor
+    }
+
+    /// The default deadline of watches, as the builder set it (`None`: no default deadline).
+    pub fn io_timeout(&self) -> Option<Duration> {
+        self.config.io_timeout
     }
 
     /// The loop time: refreshed before timers run and after each poll, not on every call.
@@ -667,6 +675,31 @@ impl<R: Reactor + 'static> Runtime<R> {
         }
     }
 
+    /// Runs watch `id`'s callback again in the next iteration's pending phase, with an event
+    /// reporting its interest as ready, without asking the OS (libuv's `uv__io_feed`).
+    ///
+    /// For an edge-triggered watch that stops reading before `WouldBlock` to give other watches
+    /// a turn: the OS would not report the data left behind again, so the watch asks to be
+    /// called back. Costs no syscall.
+    ///
+    /// # Errors
+    ///
+    /// `ErrorKind::NotFound` if `id` is not a live watch.
+    pub fn wake_watch(&mut self, id: EventId) -> io::Result<()> {
+        let slot = self
+            .watchers
+            .get_mut(id)
+            .filter(|s| !s.closing)
+            .ok_or_else(|| not_a_watch(id))?;
+        let interest = slot.interest;
+        self.fed.push_back(
+            Event::new(id)
+                .with_readable(interest.is_readable())
+                .with_writable(interest.is_writable()),
+        );
+        Ok(())
+    }
+
     /// Changes watch `id`'s deadline, counting from now: `None` removes it.
     ///
     /// # Errors
@@ -833,6 +866,12 @@ impl<R: Reactor + 'static> Runtime<R> {
     }
 
     fn run_pending(&mut self) {
+        for _ in 0..self.fed.len() {
+            let Some(event) = self.fed.pop_front() else {
+                break;
+            };
+            self.dispatch(event);
+        }
         for _ in 0..self.pending.len() {
             let Some(callback) = self.pending.pop_front() else {
                 break;
@@ -848,6 +887,7 @@ impl<R: Reactor + 'static> Runtime<R> {
             || !self.ticks.is_empty()
             || !self.immediates.is_empty()
             || !self.pending.is_empty()
+            || !self.fed.is_empty()
             || !self.closes.is_empty()
         {
             return Some(Duration::ZERO);
