@@ -5,8 +5,10 @@
 //! ping-pong throughput of one active connection beside those idle connections vs a twin
 //! server with none (interleaved).
 //!
-//! Linux only (VmRSS from `/proc`); the runtime plugs in at
-//! `benches/common/servers.rs::runtime_echo`, as for the echo bench.
+//! Linux only (VmRSS from `/proc`). The runtime's contenders are those of the echo bench
+//! (`benches/common/servers.rs`: default reactor and `polling` adapter).
+//! `cargo bench --bench idle -- FILTER` measures only the contenders whose name contains
+//! FILTER (e.g. `runtime`); `BENCH_IDLE=N` changes the connection count.
 
 mod common;
 
@@ -76,8 +78,15 @@ mod imp {
             common::SERVER_CORE,
             common::RUNTIME_DEFAULT_DEADLINE
         ));
+        report.note(
+            "the runtime's net module allocates each connection's read buffer (64 KiB by default) \
+             at accept; tokio and the mio loop share one buffer per thread",
+        );
         let mut results: Vec<(EchoServer, Figures)> = Vec::new();
         for kind in EchoServer::ALL {
+            if !common::filter_admits(kind.name()) {
+                continue;
+            }
             match measure(kind, n, &cfg) {
                 Ok(Ok(figures)) => results.push((kind, figures)),
                 Ok(Err(why)) => report.note(format!("{}: not measured: {why}", kind.name())),

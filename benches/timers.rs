@@ -55,13 +55,8 @@ fn runtime_timers(n: usize) -> io::Result<Instant> {
     let mut rt = Runtime::new()?;
     let base = Instant::now();
     for i in 0..n {
-        rt.set_timeout(Duration::from_millis(delay_ms(i)), move |rt| {
-            if fire(n) {
-                // Work-around: when the last referenced timer fires in the timers phase, the
-                // loop still computes an infinite poll timeout for that iteration and blocks
-                // forever; an immediate makes that poll non-blocking. Remove once fixed.
-                rt.set_immediate(|_| {});
-            }
+        rt.set_timeout(Duration::from_millis(delay_ms(i)), move |_| {
+            fire(n);
         });
     }
     rt.run()?;

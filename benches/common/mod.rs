@@ -321,7 +321,7 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(s, "## {} (`{}`)\n", self.title, self.bench);
         let _ = writeln!(s, "Configuration: {}.\n", self.config);
-        s.push_str("| contender | metric | min | median | max | ratio vs reference (median [min, max]) | goal | met? |\n");
+        s.push_str("| contender | metric | min | median | max | ratio vs reference (median [min, max]) | goal | met/missed |\n");
         s.push_str("|---|---|---:|---:|---:|---|---|---|\n");
         for r in &self.rows {
             let (min, med, max) = match r.spread {
@@ -336,10 +336,11 @@ impl Report {
                 None => "—".into(),
             };
             let goal = r.goal.clone().unwrap_or_else(|| "—".into());
-            let met = match r.met {
-                Some(true) => "yes",
-                Some(false) => "**no**",
-                None => "—",
+            let met = match (r.met, &r.goal) {
+                (Some(true), _) => "met",
+                (Some(false), _) => "**missed**",
+                (None, Some(_)) => "n/a (not measured)",
+                (None, None) => "—",
             };
             let _ = writeln!(
                 s,
@@ -401,9 +402,12 @@ fn update_report(path: &std::path::Path, bench: &str, section: &str) -> io::Resu
     sections.sort_by_key(|(n, _)| rank(n));
 
     let mut out = String::from("# portable-reactor benchmark report\n\n");
+    out.push_str(&machine_description());
     out.push_str(
-        "Written by `cargo bench` (each bench replaces its own section). Contenders run \
-         interleaved in rounds; ratios are medians of per-round ratios, with [min, max].\n\n",
+        "Written by `cargo bench` (each bench replaces its own section; the machine lines are \
+         those of the last bench run). Contenders run interleaved in rounds; ratios are medians \
+         of per-round ratios, with [min, max]; a goal is judged met or missed on the median \
+         ratio.\n\n",
     );
     for (name, body) in &sections {
         let _ = write!(out, "<!-- bench:{name} -->\n{body}\n<!-- /bench:{name} -->\n\n");
@@ -414,6 +418,71 @@ fn update_report(path: &std::path::Path, bench: &str, section: &str) -> io::Resu
     let tmp = path.with_extension("md.tmp");
     std::fs::write(&tmp, out)?;
     std::fs::rename(&tmp, path)
+}
+
+/// The first line `cmd --version`-style output of a program, if it runs.
+fn program_version(program: &str, arg: &str) -> Option<String> {
+    let out = Command::new(program)
+        .arg(arg)
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().next()?.trim();
+    (out.status.success() && !line.is_empty()).then(|| line.to_string())
+}
+
+/// A short description of the machine that heads the report: CPU model, cores, kernel,
+/// rustc and Node.js versions.
+pub fn machine_description() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            let (key, value) = l.split_once(':')?;
+            matches!(key.trim(), "model name" | "Hardware" | "Processor" | "cpu model")
+                .then(|| value.trim().to_string())
+        })
+        .unwrap_or_else(|| format!("unknown ({})", std::env::consts::ARCH));
+    // From /proc/cpuinfo, not the affinity mask: the bench pins itself before writing.
+    let logical = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
+    let physical: std::collections::BTreeSet<(String, String)> = {
+        let (mut package, mut set) = (String::new(), std::collections::BTreeSet::new());
+        for l in cpuinfo.lines() {
+            if let Some((key, value)) = l.split_once(':') {
+                match key.trim() {
+                    "physical id" => package = value.trim().to_string(),
+                    "core id" => {
+                        set.insert((package.clone(), value.trim().to_string()));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        set
+    };
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|k| format!("{} {}", std::env::consts::OS, k.trim()))
+        .ok()
+        .or_else(|| program_version("uname", "-sr"))
+        .unwrap_or_else(|| std::env::consts::OS.to_string());
+    let rustc = std::env::var("RUSTC")
+        .ok()
+        .and_then(|r| program_version(&r, "--version"))
+        .or_else(|| program_version("rustc", "--version"))
+        .unwrap_or_else(|| "unknown".into());
+    let node = node()
+        .and_then(|n| program_version(&n.to_string_lossy(), "--version"))
+        .unwrap_or_else(|| "not installed".into());
+    let cores = match (logical, physical.len()) {
+        (0, _) => format!("{} logical", cpus()),
+        (l, 0) => format!("{l} logical"),
+        (l, p) => format!("{p} physical, {l} logical"),
+    };
+    format!(
+        "Machine: {cpu_model}; {cores} cores; kernel {kernel}; {rustc}; Node.js {node}.\n\n\
+         - CPU: {cpu_model}\n- cores: {cores}\n- kernel: {kernel}\n- rustc: {rustc}\n- node: {node}\n\n"
+    )
 }
 
 // ---------------------------------------------------------------------------------------------

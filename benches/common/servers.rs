@@ -1,6 +1,7 @@
-//! Echo servers, each run as a child process pinned to the server core: the tokio peer, the
-//! hand-written edge-triggered mio loop, Node.js `net`, and the runtime's (plugged in by
-//! [`runtime_echo`]). Shared by the echo and idle-scale benches.
+//! Echo servers, each run as a child process pinned to the server core: the runtime's net
+//! module on its default reactor ([`runtime_echo`]) and on the `polling` adapter
+//! ([`runtime_polling_echo`]), the tokio peer, the hand-written edge-triggered mio loop, and
+//! Node.js `net`. Shared by the echo and idle-scale benches.
 //!
 //! Protocol with the parent: the child prints `READY <addr>` (or `UNSUPPORTED <why>`) on
 //! stdout, serves until its stdin closes, and applies [`RUNTIME_DEFAULT_DEADLINE`] to every
@@ -11,13 +12,19 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use portable_reactor::net::tcp::{self, ConnOptions, ListenOptions};
+use portable_reactor::runtime::{Builder, Runtime, WatchOptions};
+use portable_reactor::{PollingReactor, Reactor};
+
 use super::{listener_1024, node, write_script, Running, RUNTIME_DEFAULT_DEADLINE, SERVER_CORE};
 
 /// The echo server contenders.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EchoServer {
-    /// The runtime's net module (`runtime_echo`).
+    /// The runtime's net module on the default reactor (`runtime_echo`: mio on Linux).
     Runtime,
+    /// The runtime's net module on the `polling` adapter (`runtime_polling_echo`).
+    RuntimePolling,
     /// tokio current_thread, one task per connection, `timeout(deadline, readable())`.
     Tokio,
     /// Hand-written edge-triggered mio loop with a per-connection deadline swept every second.
@@ -28,17 +35,24 @@ pub enum EchoServer {
 
 impl EchoServer {
     /// Every contender, the runtime first.
-    pub const ALL: [EchoServer; 4] = [
+    pub const ALL: [EchoServer; 5] = [
         EchoServer::Runtime,
+        EchoServer::RuntimePolling,
         EchoServer::Tokio,
         EchoServer::Mio,
         EchoServer::Node,
     ];
 
+    /// Whether this is one of the runtime's contenders (the ones with goals).
+    pub fn is_runtime(self) -> bool {
+        matches!(self, EchoServer::Runtime | EchoServer::RuntimePolling)
+    }
+
     /// The contender's name in the report.
     pub fn name(self) -> &'static str {
         match self {
-            EchoServer::Runtime => "runtime net",
+            EchoServer::Runtime => "runtime net (default: mio)",
+            EchoServer::RuntimePolling => "runtime net (polling)",
             EchoServer::Tokio => "tokio current_thread",
             EchoServer::Mio => "hand-written mio (edge)",
             EchoServer::Node => "Node.js net (libuv)",
@@ -48,6 +62,7 @@ impl EchoServer {
     fn child_arg(self) -> &'static str {
         match self {
             EchoServer::Runtime => "runtime",
+            EchoServer::RuntimePolling => "runtime-polling",
             EchoServer::Tokio => "tokio",
             EchoServer::Mio => "mio",
             EchoServer::Node => "node",
@@ -119,12 +134,8 @@ pub fn child_main(args: &[String]) -> io::Result<bool> {
     match kind.as_str() {
         "tokio" => tokio_echo(listener, deadline, ready)?,
         "mio" => mio_echo(listener, deadline, ready)?,
-        "runtime" => match runtime_echo(listener, deadline, ready) {
-            Err(e) if e.kind() == io::ErrorKind::Unsupported => {
-                println!("UNSUPPORTED {e}");
-            }
-            other => other?,
-        },
+        "runtime" => runtime_echo(listener, deadline, ready)?,
+        "runtime-polling" => runtime_polling_echo(listener, deadline, ready)?,
         other => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -135,23 +146,68 @@ pub fn child_main(args: &[String]) -> io::Result<bool> {
     Ok(true)
 }
 
-/// **The runtime's echo server: plug the runtime in here.**
+/// The runtime's echo server on the [`DefaultReactor`](portable_reactor::DefaultReactor)
+/// (`Runtime::new()`): mio on Linux, one syscall per wait, edge-triggered.
 ///
-/// Serve echo on `listener` (already bound to loopback with backlog 1024, blocking mode) with
-/// the runtime's TCP module, `deadline` on every read (close the connection when it passes),
-/// until the process exits; call `ready()` once accepting. Until the runtime's net module
-/// exists this returns `ErrorKind::Unsupported`, and the benches report the contender as not
-/// wired.
+/// Serves echo on `listener` (already bound to loopback with backlog 1024) with the runtime's
+/// TCP module, `deadline` on every read (the runtime closes the connection when it passes),
+/// until the process exits; calls `ready()` once accepting.
 pub fn runtime_echo(
     listener: std::net::TcpListener,
     deadline: Duration,
     ready: impl FnOnce(),
 ) -> io::Result<()> {
-    let _ = (listener, deadline, ready);
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "the runtime's net module is not wired into benches/common/servers.rs::runtime_echo yet",
-    ))
+    runtime_echo_on(Runtime::new()?, listener, deadline, ready)
+}
+
+/// [`runtime_echo`] on the `polling` adapter (`Builder::new().build_with(PollingReactor)`),
+/// level-triggered on epoll, so the report shows both adapters under the same net module.
+pub fn runtime_polling_echo(
+    listener: std::net::TcpListener,
+    deadline: Duration,
+    ready: impl FnOnce(),
+) -> io::Result<()> {
+    let rt = Builder::new().build_with(PollingReactor::new()?)?;
+    runtime_echo_on(rt, listener, deadline, ready)
+}
+
+/// The echo server on the net module, on any reactor. Per read event the module reads into the
+/// connection's buffer (allocated once, at accept) and hands the callback a slice of it; the
+/// callback writes that slice straight back: `write` sends it at once and copies only what the
+/// kernel refuses into the connection's queue, so nothing is allocated or copied per echo.
+fn runtime_echo_on<R: Reactor + 'static>(
+    mut rt: Runtime<R>,
+    listener: std::net::TcpListener,
+    deadline: Duration,
+    ready: impl FnOnce(),
+) -> io::Result<()> {
+    let conn = ConnOptions::new()
+        .watch(WatchOptions::new().timeout(deadline))
+        .nodelay(true);
+    let options = ListenOptions::new().conn(conn);
+    tcp::listen_on(&mut rt, listener, options, |rt, conn| {
+        let conn = match conn {
+            Ok(conn) => conn,
+            Err(e) => {
+                log::warn!("runtime echo: accept: {e}");
+                return;
+            }
+        };
+        let set = conn.on_data(rt, |rt, conn, data| {
+            // `Ok(&[])` (EOF): the module closes once the queue is flushed; `Err`: it is closed.
+            if let Ok(bytes @ [_, ..]) = data {
+                // Refused only past the 1 MiB queue bound (a peer that sends without reading).
+                if conn.write(rt, bytes).is_err() {
+                    conn.close(rt);
+                }
+            }
+        });
+        if let Err(e) = set {
+            log::warn!("runtime echo: {}: {e}", conn.id());
+        }
+    })?;
+    ready();
+    rt.run()
 }
 
 thread_local! {
