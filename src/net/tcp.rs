@@ -2,9 +2,11 @@
 //!
 //! # Connections
 //!
-//! A connection is a persistent watch whose source is its [`ConnState`]: the socket, a read
-//! buffer allocated once ([`ConnOptions::read_buffer`]) and reused for every read, and a write
-//! queue. Its life:
+//! A connection is a persistent watch whose source is its [`ConnState`]: the socket, a handle
+//! to a read buffer ([`ConnOptions::read_buffer`] bytes, allocated on the first read and reused
+//! for every read after it; the connections of one listener share one buffer, since a read's
+//! bytes only live for its callback), and a write queue. An idle connection holds no buffer of
+//! its own. Its life:
 //!
 //! - **Data**: the [`on_data`](Conn::on_data) callback gets each read as `Ok(&[u8])`, a slice
 //!   of the connection's buffer (no allocation per event). `Ok(&[])` is the end of the stream
@@ -115,7 +117,8 @@ impl ConnOptions {
         self
     }
 
-    /// The size of the read buffer, allocated once per connection (at least 1 byte).
+    /// The size of the read buffer (at least 1 byte): allocated on the first read, shared by the
+    /// connections of one listener, owned by a connection made with [`connect`].
     pub fn read_buffer(mut self, bytes: usize) -> ConnOptions {
         self.read_buffer = bytes.max(1);
         self
@@ -253,6 +256,8 @@ pub struct ListenerStats {
 /// The state shared by a listener's handle, its watch and its back-off timer.
 struct ListenerShared {
     local: SocketAddr,
+    /// The read buffer every connection of this listener reads into.
+    read_buffer: Rc<ReadBuffer>,
     watch: Cell<Option<EventId>>,
     timer: Cell<Option<TimerId>>,
     closed: Cell<bool>,
@@ -415,6 +420,7 @@ where
     let local = listener.local_addr()?;
     let shared = Rc::new(ListenerShared {
         local,
+        read_buffer: ReadBuffer::new(options.conn.read_buffer),
         watch: Cell::new(None),
         timer: Cell::new(None),
         closed: Cell::new(false),
@@ -483,7 +489,7 @@ fn accept_ready<R, F>(
             Ok((stream, peer)) => {
                 shared.backoff.set(ACCEPT_BACKOFF_MIN);
                 shared.count(|s| s.accepted += 1);
-                let conn = adopt(rt, stream, options.conn);
+                let conn = adopt(rt, stream, options.conn, shared.read_buffer.clone());
                 if let Ok(conn) = &conn {
                     log::debug!("net: accepted {peer} on {} as {}", shared.local, conn.0);
                 }
@@ -651,7 +657,8 @@ where
             });
             match connected {
                 Ok(()) => {
-                    let conn = adopt(rt, stream, options.conn);
+                    let buffer = ReadBuffer::new(options.conn.read_buffer);
+                    let conn = adopt(rt, stream, options.conn, buffer);
                     if let Ok(conn) = &conn {
                         log::debug!("net: connected to {addr} as {}", conn.0);
                     }
@@ -679,6 +686,7 @@ fn adopt<R: Reactor + 'static>(
     rt: &mut Runtime<R>,
     stream: TcpStream,
     options: ConnOptions,
+    buf: Rc<ReadBuffer>,
 ) -> io::Result<Conn> {
     stream.set_nonblocking(true)?;
     if options.nodelay {
@@ -701,7 +709,7 @@ fn adopt<R: Reactor + 'static>(
             closed: false,
             unread: false,
         },
-        buf: vec![0; options.read_buffer].into_boxed_slice(),
+        buf,
     };
     let id = rt.watch_with(state, Interest::READABLE, options.watch, conn_event::<R>)?;
     if let Some(state) = rt.source_mut::<ConnState<R>>(id) {
@@ -710,11 +718,26 @@ fn adopt<R: Reactor + 'static>(
     Ok(Conn(id))
 }
 
+/// A read buffer, shared by the connections of a listener, allocated on first use.
+struct ReadBuffer {
+    size: usize,
+    bytes: RefCell<Vec<u8>>,
+}
+
+impl ReadBuffer {
+    fn new(size: usize) -> Rc<ReadBuffer> {
+        Rc::new(ReadBuffer {
+            size,
+            bytes: RefCell::new(Vec::new()),
+        })
+    }
+}
+
 /// A connection's watch source: the connection and its read buffer (kept apart so that the
 /// data callback can borrow both).
 pub struct ConnState<R: Reactor + 'static> {
     conn: TcpConn<R>,
-    buf: Box<[u8]>,
+    buf: Rc<ReadBuffer>,
 }
 
 delegate_source!(ConnState<R: Reactor>, conn.stream);
@@ -730,7 +753,7 @@ impl<R: Reactor + 'static> fmt::Debug for ConnState<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConnState")
             .field("conn", &self.conn)
-            .field("read_buffer", &self.buf.len())
+            .field("read_buffer", &self.buf.size)
             .finish()
     }
 }
@@ -1067,8 +1090,19 @@ fn conn_event<R: Reactor + 'static>(
 
 /// Reads until `WouldBlock`, EOF, an error, or the per-event limit.
 fn read_ready<R: Reactor + 'static>(rt: &mut Runtime<R>, state: &mut ConnState<R>) {
+    let ConnState { conn, buf } = state;
+    // The shared buffer is only busy if a callback re-entered the loop from inside a read; then
+    // this read gets a buffer of its own.
+    let mut own = Vec::new();
+    let mut shared = buf.bytes.try_borrow_mut().ok();
+    let bytes: &mut Vec<u8> = match shared.as_deref_mut() {
+        Some(bytes) => bytes,
+        None => &mut own,
+    };
+    if bytes.len() < buf.size {
+        bytes.resize(buf.size, 0);
+    }
     for _ in 0..READS_PER_EVENT {
-        let conn = &mut state.conn;
         if conn.closed || conn.eof {
             return;
         }
@@ -1076,13 +1110,13 @@ fn read_ready<R: Reactor + 'static>(rt: &mut Runtime<R>, state: &mut ConnState<R
             conn.unread = true;
             return;
         }
-        match (&conn.stream).read(&mut state.buf) {
+        match (&conn.stream).read(bytes) {
             Ok(0) => {
                 conn.eof = true;
                 deliver(rt, conn, Ok(&[]));
                 return;
             }
-            Ok(n) => deliver(rt, conn, Ok(&state.buf[..n])),
+            Ok(n) => deliver(rt, conn, Ok(&bytes[..n])),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
@@ -1093,7 +1127,7 @@ fn read_ready<R: Reactor + 'static>(rt: &mut Runtime<R>, state: &mut ConnState<R
     }
     // More may be waiting: be called back in the next iteration, after the other ready watches
     // had their turn (no syscall).
-    let _ = rt.wake_watch(state.conn.id);
+    let _ = rt.wake_watch(conn.id);
 }
 
 /// After an event: close a finished connection, or ask for the interest it needs.
