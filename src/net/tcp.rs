@@ -528,8 +528,9 @@ fn accept_ready<R, F>(
             }
         }
     }
-    // Yield to other watches: a new registration reports the rest of the backlog.
-    pause(rt, id, source, options, on_connection.clone(), Duration::ZERO);
+    // Yield to other watches: be called back in the next iteration for the rest of the backlog
+    // (no syscall, no re-registration).
+    let _ = rt.wake_watch(id);
 }
 
 /// Ends the listener's watch (the socket stays open) and resumes it after `delay`.
