@@ -674,9 +674,9 @@ pub struct Usage {
     pub success: bool,
 }
 
-/// Waits for `child` and returns its resource usage (`wait4` on Unix).
+/// Waits for `child` and returns its resource usage (`wait4` on Unix but illumos/Solaris).
 pub fn wait_with_usage(child: &mut Child) -> io::Result<Usage> {
-    #[cfg(unix)]
+    #[cfg(all(unix, not(any(target_os = "illumos", target_os = "solaris"))))]
     {
         let pid = child.id() as libc::pid_t;
         let mut status: libc::c_int = 0;
@@ -706,7 +706,8 @@ pub fn wait_with_usage(child: &mut Child) -> io::Result<Usage> {
             success: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         })
     }
-    #[cfg(not(unix))]
+    // illumos and Solaris have no wait4: no usage figures there.
+    #[cfg(not(all(unix, not(any(target_os = "illumos", target_os = "solaris")))))]
     {
         let status = child.wait()?;
         Ok(Usage {
