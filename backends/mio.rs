@@ -9,7 +9,7 @@
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
 use mio::Token;
@@ -123,9 +123,12 @@ fn translate(id: EventId, interest: Interest, ev: &mio::event::Event) -> Event {
         .with_write_closed(write_closed)
 }
 
+/// What only the polling thread touches.
 struct PollState {
     poll: mio::Poll,
     events: mio::Events,
+    /// The book may hold overflowed events (only a translation adds them).
+    overflow: bool,
 }
 
 /// mio's waker, coalesced: on Windows every `mio::Waker::wake` posts a completion packet, so a
@@ -165,8 +168,10 @@ impl Wake for MioWake {
 /// ```
 pub struct MioReactor {
     registry: mio::Registry,
+    /// Locked once per OS wait, to translate its events, and by (de)registrations.
     book: Mutex<Book<Handle>>,
-    /// Holding this lock is what makes polls one at a time.
+    /// Held by a poll from before its OS wait until its events are translated: what makes
+    /// polls one at a time, and what tells a deregistration a poll is in flight.
     state: Mutex<PollState>,
     waker: Arc<MioWake>,
 }
@@ -203,6 +208,7 @@ impl MioReactor {
             state: Mutex::new(PollState {
                 poll,
                 events: mio::Events::with_capacity(1024),
+                overflow: false,
             }),
             waker,
         })
@@ -216,12 +222,22 @@ impl MioReactor {
         }
     }
 
+    /// Whether a poll is between the start of its OS wait and the end of its translation.
+    fn poll_in_flight(&self) -> bool {
+        matches!(self.state.try_lock(), Err(TryLockError::WouldBlock))
+    }
+
     /// Re-registers a level registration that just reported an event, so that mio reports it
     /// again while it stays ready.
+    #[inline]
     fn rearm_level(&self, token: Token, entry: &mut Entry<Handle>) {
-        if entry.mode != Mode::Level {
-            return;
+        if entry.mode == Mode::Level {
+            self.rearm(token, entry);
         }
+    }
+
+    #[cold]
+    fn rearm(&self, token: Token, entry: &mut Entry<Handle>) {
         let interest = mio_interest(entry.interest);
         if let Err(e) = entry
             .extra
@@ -278,58 +294,66 @@ impl Reactor for MioReactor {
     fn deregister(&self, source: BorrowedSource<'_>) -> io::Result<()> {
         let raw = raw(source);
         let mut book = lock(&self.book);
-        book.remove(raw, |entry| {
-            entry.extra.with_source(|s| self.registry.deregister(s))
-        })?;
+        book.remove(
+            raw,
+            |entry| entry.extra.with_source(|s| self.registry.deregister(s)),
+            || self.poll_in_flight(),
+        )?;
         log::debug!("mio: deregistered source {raw}");
         Ok(())
     }
 
     fn poll(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
         events.clear();
-        let mut state = lock(&self.state);
-        let PollState { poll, events: native } = &mut *state;
+        let mut guard = lock(&self.state);
+        let PollState {
+            poll,
+            events: native,
+            overflow,
+        } = &mut *guard;
         if native.capacity() != events.capacity() {
             // Only when the caller switches to a buffer of another size: never in steady state.
             *native = mio::Events::with_capacity(events.capacity());
         }
-        {
+        if *overflow {
             // Events an earlier wait could not fit come first (mio keeps to the capacity, so
             // this is only a safety net).
             let mut book = lock(&self.book);
-            if book.has_overflow() {
-                book.begin_wait();
-                book.report_overflow(events, |key, entry| self.rearm_level(Token(key), entry));
-                book.end_wait();
-                if !events.is_empty() {
-                    return Ok(events.len());
-                }
+            book.begin_report();
+            book.report_overflow(events, |key, entry| self.rearm_level(Token(key), entry));
+            book.end_report();
+            *overflow = book.has_overflow();
+            if !events.is_empty() {
+                return Ok(events.len());
             }
         }
-        wait_until_deadline(timeout, |remaining| {
-            lock(&self.book).begin_wait();
-            let waited = poll.poll(native, remaining);
+        wait_until_deadline(timeout, |block| {
+            let waited = poll.poll(native, block.timeout());
+            // One book lock per wait: registrations made meanwhile are in it, and slots freed
+            // meanwhile are held (the state lock says a poll is in flight) until `end_report`.
             let mut book = lock(&self.book);
+            book.begin_report();
             let mut woken = false;
             for ev in native.iter() {
-                if ev.token() == WAKER {
+                let token = ev.token();
+                if token == WAKER {
                     // Wakes after this point send a new notification.
                     self.waker.pending.store(false, Ordering::Release);
                     woken = true;
                     continue;
                 }
-                let reported = book.report(ev.token().0, events, |entry| {
-                    translate(entry.id, entry.interest, ev)
-                });
+                let reported = book.report(token.0, events, |entry| translate(entry.id, entry.interest, ev));
                 if let Some(entry) = reported {
-                    self.rearm_level(ev.token(), entry);
+                    self.rearm_level(token, entry);
                 }
             }
-            book.end_wait();
+            book.end_report();
+            *overflow = book.has_overflow();
             drop(book);
             waited?;
             Ok(!events.is_empty() || woken)
         })?;
+        drop(guard);
         log::trace!("mio: poll returned {} events", events.len());
         Ok(events.len())
     }

@@ -4,10 +4,10 @@
 use std::io;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
 
-use crate::adapter::{self, wait_until_deadline, Book};
+use crate::adapter::{self, wait_until_deadline, Block, Book};
 use crate::source::raw;
 use crate::{BorrowedSource, Event, EventId, Events, Hints, Interest, Mechanism, Mode, Reactor, Wake, Waker};
 
@@ -62,9 +62,21 @@ impl Wake for Shared {
 /// ```
 pub struct PollingReactor {
     shared: Arc<Shared>,
+    /// Locked once per OS wait, to translate its events, and by (de)registrations.
     book: Mutex<Book<()>>,
-    /// The OS event buffer; holding its lock is what makes polls one at a time.
-    native: Mutex<polling::Events>,
+    /// Held by a poll from before its OS wait until its events are translated: what makes
+    /// polls one at a time, and what tells a deregistration a poll is in flight.
+    native: Mutex<Native>,
+    /// An instant in the past: the deadline of a poll that must not block (one clock read
+    /// fewer than `Poller::wait(Some(ZERO))`).
+    epoch: Instant,
+}
+
+/// What only the polling thread touches.
+struct Native {
+    events: polling::Events,
+    /// The book may hold overflowed events (only a translation adds them).
+    overflow: bool,
 }
 
 impl std::fmt::Debug for PollingReactor {
@@ -105,7 +117,11 @@ impl PollingReactor {
                 woken: AtomicBool::new(false),
             }),
             book: Mutex::new(Book::default()),
-            native: Mutex::new(polling::Events::new()),
+            native: Mutex::new(Native {
+                events: polling::Events::new(),
+                overflow: false,
+            }),
+            epoch: Instant::now(),
         })
     }
 
@@ -115,6 +131,11 @@ impl PollingReactor {
         } else {
             Err(adapter::unsupported(mode, "polling", MECHANISM))
         }
+    }
+
+    /// Whether a poll is between the start of its OS wait and the end of its translation.
+    fn poll_in_flight(&self) -> bool {
+        matches!(self.native.try_lock(), Err(TryLockError::WouldBlock))
     }
 }
 
@@ -167,40 +188,52 @@ impl Reactor for PollingReactor {
     fn deregister(&self, source: BorrowedSource<'_>) -> io::Result<()> {
         let raw = raw(source);
         let mut book = lock(&self.book);
-        book.remove(raw, |_| self.shared.poller.delete(source))?;
+        book.remove(
+            raw,
+            |_| self.shared.poller.delete(source),
+            || self.poll_in_flight(),
+        )?;
         log::debug!("polling: deregistered source {raw}");
         Ok(())
     }
 
     fn poll(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
         events.clear();
-        let mut native = lock(&self.native);
-        if native.capacity().get() != events.capacity() {
+        let mut guard = lock(&self.native);
+        let native = &mut *guard;
+        if native.events.capacity().get() != events.capacity() {
             // Only when the caller switches to a buffer of another size: never in steady state.
             let capacity = NonZeroUsize::new(events.capacity()).unwrap_or(NonZeroUsize::MIN);
-            *native = polling::Events::with_capacity(capacity);
+            native.events = polling::Events::with_capacity(capacity);
         }
-        {
+        if native.overflow {
             // What an earlier wait could not fit (poll(2) ignores the capacity) comes first.
             let mut book = lock(&self.book);
-            if book.has_overflow() {
-                book.begin_wait();
-                book.report_overflow(events, |_, _| {});
-                book.end_wait();
-                if !events.is_empty() {
-                    log::trace!("polling: poll returned {} overflowed events", events.len());
-                    return Ok(events.len());
-                }
+            book.begin_report();
+            book.report_overflow(events, |_, _| {});
+            book.end_report();
+            native.overflow = book.has_overflow();
+            if !events.is_empty() {
+                log::trace!("polling: poll returned {} overflowed events", events.len());
+                return Ok(events.len());
             }
         }
-        wait_until_deadline(timeout, |remaining| {
-            native.clear();
-            lock(&self.book).begin_wait();
-            let waited = self.shared.poller.wait(&mut native, remaining);
+        let (poller, woken) = (&self.shared.poller, &self.shared.woken);
+        wait_until_deadline(timeout, |block| {
+            native.events.clear();
+            // `polling` computes a deadline from a timeout: pass ours, one clock read fewer.
+            let waited = match block {
+                Block::Forever => poller.wait(&mut native.events, None),
+                Block::No => poller.wait_deadline(&mut native.events, self.epoch),
+                Block::Until { deadline, .. } => poller.wait_deadline(&mut native.events, deadline),
+            };
+            // One book lock per wait: registrations made meanwhile are in it, and slots freed
+            // meanwhile are held (the native lock says a poll is in flight) until `end_report`.
             let mut book = lock(&self.book);
+            book.begin_report();
             // epoll, kqueue, IOCP and event ports return at most `events.capacity()` events;
             // poll(2) returns every ready source, and the book keeps what does not fit.
-            for ev in native.iter() {
+            for ev in native.events.iter() {
                 book.report(ev.key, events, |entry| {
                     let closed = ev.is_interrupt();
                     Event::new(entry.id)
@@ -211,12 +244,15 @@ impl Reactor for PollingReactor {
                         .with_write_closed(closed)
                 });
             }
-            book.end_wait();
+            book.end_report();
+            native.overflow = book.has_overflow();
             drop(book);
             waited?;
-            let woken = self.shared.woken.swap(false, Ordering::AcqRel);
+            // A plain load first: no locked read-modify-write unless a wake came.
+            let woken = woken.load(Ordering::Relaxed) && woken.swap(false, Ordering::AcqRel);
             Ok(!events.is_empty() || woken)
         })?;
+        drop(guard);
         log::trace!("polling: poll returned {} events", events.len());
         Ok(events.len())
     }

@@ -5,7 +5,7 @@ mod book;
 mod deadline;
 
 pub(crate) use book::{Book, Entry};
-pub(crate) use deadline::wait_until_deadline;
+pub(crate) use deadline::{wait_until_deadline, Block};
 
 use std::io;
 
