@@ -100,18 +100,34 @@ type Callback<R> = Box<dyn FnOnce(&mut Runtime<R>)>;
 /// What a pool job's result is delivered to.
 type JobCallback<R> = Box<dyn FnOnce(&mut Runtime<R>, JobOutput)>;
 
-/// A callback run every time an interval fires.
-type RepeatingCallback<R> = Box<dyn FnMut(&mut Runtime<R>)>;
-
-/// An interval: its period and callback, boxed once so a queued timer stays small.
-struct Interval<R: Reactor + 'static> {
-    period: Duration,
-    callback: RepeatingCallback<R>,
+/// A queued timer: a timeout's callback, or an interval's period and callback, behind one
+/// pointer so that a queued timer costs 24 bytes plus what its callback captures.
+trait Timer<R: Reactor + 'static> {
+    /// Runs the timer; an interval comes back with its next deadline.
+    fn fire(self: Box<Self>, rt: &mut Runtime<R>) -> Option<(Instant, Box<dyn Timer<R>>)>;
 }
 
-enum TimerCallback<R: Reactor + 'static> {
-    Once(Callback<R>),
-    Every(Box<Interval<R>>),
+struct Timeout<F>(F);
+
+impl<R: Reactor + 'static, F: FnOnce(&mut Runtime<R>) + 'static> Timer<R> for Timeout<F> {
+    fn fire(self: Box<Self>, rt: &mut Runtime<R>) -> Option<(Instant, Box<dyn Timer<R>>)> {
+        (self.0)(rt);
+        None
+    }
+}
+
+struct Interval<F> {
+    period: Duration,
+    callback: F,
+}
+
+impl<R: Reactor + 'static, F: FnMut(&mut Runtime<R>) + 'static> Timer<R> for Interval<F> {
+    fn fire(mut self: Box<Self>, rt: &mut Runtime<R>) -> Option<(Instant, Box<dyn Timer<R>>)> {
+        // The next run is due a period after this one began: no catch-up burst after a late run.
+        let next = deadline_after(Instant::now(), self.period);
+        (self.callback)(rt);
+        Some((next, self))
+    }
 }
 
 /// The shortest delay, as in Node: a timer set for less (0 included) waits a millisecond, so a
@@ -138,7 +154,7 @@ pub struct Runtime<R: Reactor + 'static = DefaultReactor> {
     /// The loop time, refreshed before timers run and after each poll.
     now: Instant,
     events: Option<Events>,
-    timers: TimerQueue<TimerCallback<R>>,
+    timers: TimerQueue<Box<dyn Timer<R>>>,
     immediates: VecDeque<(u64, Callback<R>)>,
     next_immediate: u64,
     cleared_immediates: HashSet<u64>,
@@ -264,8 +280,7 @@ impl<R: Reactor + 'static> Runtime<R> {
     /// distinct pending milliseconds.
     pub fn set_timeout(&mut self, delay: Duration, callback: impl FnOnce(&mut Self) + 'static) -> TimerId {
         let deadline = deadline_after(Instant::now(), delay.max(MIN_DELAY));
-        self.timers
-            .insert(deadline, TimerCallback::Once(Box::new(callback)))
+        self.timers.insert(deadline, Box::new(Timeout(callback)))
     }
 
     /// Runs `callback` every `period` (at least [`MIN_DELAY`]), each time `period` after the
@@ -273,12 +288,8 @@ impl<R: Reactor + 'static> Runtime<R> {
     pub fn set_interval(&mut self, period: Duration, callback: impl FnMut(&mut Self) + 'static) -> TimerId {
         let period = period.max(MIN_DELAY);
         let deadline = deadline_after(Instant::now(), period);
-        let interval = Interval {
-            period,
-            callback: Box::new(callback),
-        };
         self.timers
-            .insert_repeating(deadline, TimerCallback::Every(Box::new(interval)))
+            .insert_repeating(deadline, Box::new(Interval { period, callback }))
     }
 
     /// Cancels a timeout or interval (also from inside its own callback). Returns whether it was
@@ -827,16 +838,10 @@ impl<R: Reactor + 'static> Runtime<R> {
 
     fn run_timers(&mut self) {
         let now = self.now;
-        while let Some((id, callback)) = self.timers.pop_due(now) {
-            match callback {
-                TimerCallback::Once(callback) => callback(self),
-                TimerCallback::Every(mut interval) => {
-                    let started = Instant::now();
-                    (interval.callback)(self);
-                    let next = deadline_after(started, interval.period);
-                    // Err: cleared during its run; dropping it ends it.
-                    drop(self.timers.reinsert(id, next, TimerCallback::Every(interval)));
-                }
+        while let Some((id, timer)) = self.timers.pop_due(now) {
+            if let Some((next, interval)) = timer.fire(self) {
+                // Err: cleared during its run; dropping it ends it.
+                drop(self.timers.reinsert(id, next, interval));
             }
             self.run_ticks();
         }

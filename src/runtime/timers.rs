@@ -8,8 +8,9 @@
 //! binary search in its bucket (entries are sorted by insertion order) and leaves a tombstone; a
 //! bucket whose timers are all cleared is freed at once, so memory follows the live timers.
 //!
-//! A timer is 32 bytes here plus its boxed callback (nothing for a callback that captures
-//! nothing). Intervals move to a new bucket each run; a small map keeps their ids stable.
+//! A timer is 24 bytes here (its order and its boxed callback) plus the callback's captures,
+//! nothing for a callback that captures nothing. Intervals move to a new bucket each run; a
+//! small map keeps their ids stable.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -92,17 +93,24 @@ impl<T> TimerQueue<T> {
         }
     }
 
-    /// The millisecond bucket of `deadline`, rounded up.
+    /// The millisecond bucket of `deadline`, rounded up (u64 arithmetic: this runs per timer).
     fn bucket_of(&self, deadline: Instant) -> u64 {
-        let nanos = deadline.saturating_duration_since(self.epoch).as_nanos();
-        u64::try_from(nanos.div_ceil(1_000_000))
-            .unwrap_or(REPEATING - 1)
-            .min(REPEATING - 1)
+        let since = deadline.saturating_duration_since(self.epoch);
+        let millis = since
+            .as_secs()
+            .saturating_mul(1000)
+            .saturating_add(u64::from(since.subsec_nanos().div_ceil(1_000_000)));
+        millis.min(REPEATING - 1)
     }
 
     /// The millisecond `now` falls in (rounded down).
     fn current_bucket(&self, now: Instant) -> u64 {
-        u64::try_from(now.saturating_duration_since(self.epoch).as_millis()).unwrap_or(REPEATING - 1)
+        let since = now.saturating_duration_since(self.epoch);
+        let millis = since
+            .as_secs()
+            .saturating_mul(1000)
+            .saturating_add(u64::from(since.subsec_millis()));
+        millis.min(REPEATING - 1)
     }
 
     fn push(&mut self, deadline: Instant, value: T, refed: bool, interval: Option<u64>) -> (u64, u64) {
