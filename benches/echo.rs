@@ -44,9 +44,9 @@ fn main() {
     ));
 
     report.note(
-        "runtime contenders: `tcp::listen_on` with the net module's defaults (a read buffer per \
-         connection, 64 KiB; 1 MiB write bound) plus TCP_NODELAY and the deadline above; the data \
-         callback writes the slice it is given straight back",
+        "runtime contenders: `tcp::listen_on` with the net module's defaults (one 64 KiB read \
+         buffer per listener; 1 MiB write bound) plus TCP_NODELAY and the deadline above; the \
+         data callback writes the slice it is given straight back",
     );
     let mut servers = Vec::new();
     for kind in EchoServer::ALL {

@@ -79,8 +79,9 @@ mod imp {
             common::RUNTIME_DEFAULT_DEADLINE
         ));
         report.note(
-            "the runtime's net module allocates each connection's read buffer (64 KiB by default) \
-             at accept; tokio and the mio loop share one buffer per thread",
+            "the runtime's net module shares one read buffer (64 KiB) among a listener's \
+             connections, allocated on the first read; tokio and the mio loop share one buffer \
+             per thread",
         );
         let mut results: Vec<(EchoServer, Figures)> = Vec::new();
         for kind in EchoServer::ALL {

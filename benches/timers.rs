@@ -1,7 +1,8 @@
 //! Bench 3: timers. One million timers with delays spread over 0..=1000 ms (delay of timer
 //! `i` = `(i * 7919) % 1001` ms, the same in every contender), scheduled then all fired, each
 //! contender in its own child process: the runtime's `set_timeout`, tokio-util `DelayQueue` on
-//! a current_thread runtime, one tokio task per timer (`sleep_until`), and Node.js
+//! a current_thread runtime (carrying `()`, and carrying a boxed callback like the runtime's
+//! timers), one tokio task per timer (`sleep_until`), and Node.js
 //! `setTimeout`. Measured per run: CPU time per timer and peak RSS (parent's `wait4` of the
 //! child, minus an empty child of the same kind), and how late the last timer fires (after
 //! the scheduling start + 1000 ms).
@@ -81,6 +82,31 @@ fn delayqueue_timers(n: usize) -> io::Result<Instant> {
     })
 }
 
+/// `DelayQueue` carrying a boxed callback per timer, as the runtime's timers do: the
+/// like-for-like peer (the plain `DelayQueue` above carries `()`).
+fn delayqueue_boxed_timers(n: usize) -> io::Result<Instant> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
+    rt.block_on(async move {
+        type Callback = Box<dyn FnOnce() -> bool>;
+        let mut queue: tokio_util::time::DelayQueue<Callback> =
+            tokio_util::time::DelayQueue::with_capacity(n);
+        let base = Instant::now();
+        let tbase = tokio::time::Instant::from_std(base);
+        for i in 0..n {
+            queue.insert_at(
+                Box::new(move || fire(n)),
+                tbase + Duration::from_millis(delay_ms(i)),
+            );
+        }
+        while let Some(expired) = std::future::poll_fn(|cx| queue.poll_expired(cx)).await {
+            (expired.into_inner())();
+        }
+        Ok(base)
+    })
+}
+
 fn task_timers(n: usize) -> io::Result<Instant> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -131,6 +157,7 @@ if (n === 0) console.log('DONE fired=0 last_late_ms=0');
 enum Kind {
     Runtime,
     DelayQueue,
+    DelayQueueBoxed,
     Tasks,
     Node,
     RustBaseline,
@@ -142,6 +169,7 @@ impl Kind {
         match self {
             Kind::Runtime => "runtime set_timeout",
             Kind::DelayQueue => "tokio-util DelayQueue (current_thread)",
+            Kind::DelayQueueBoxed => "tokio-util DelayQueue + boxed callbacks (current_thread)",
             Kind::Tasks => "tokio task per timer (current_thread)",
             Kind::Node => "Node.js setTimeout",
             Kind::RustBaseline => "baseline: empty tokio child",
@@ -153,6 +181,7 @@ impl Kind {
         match self {
             Kind::Runtime => "runtime",
             Kind::DelayQueue => "delayqueue",
+            Kind::DelayQueueBoxed => "delayqueue-boxed",
             Kind::Tasks => "tasks",
             Kind::RustBaseline => "baseline",
             Kind::Node | Kind::NodeBaseline => "node",
@@ -173,6 +202,7 @@ fn child(args: &[String]) -> io::Result<()> {
     let run = match kind.as_str() {
         "runtime" => runtime_timers,
         "delayqueue" => delayqueue_timers,
+        "delayqueue-boxed" => delayqueue_boxed_timers,
         "tasks" => task_timers,
         "baseline" => baseline,
         _ => return Err(io::ErrorKind::InvalidInput.into()),
@@ -253,7 +283,13 @@ fn main() {
          the same rounds; lateness = last fire - (scheduling start + 1000 ms)",
     );
     let node = common::node();
-    let mut kinds = vec![Kind::Runtime, Kind::DelayQueue, Kind::Tasks, Kind::RustBaseline];
+    let mut kinds = vec![
+        Kind::Runtime,
+        Kind::DelayQueue,
+        Kind::DelayQueueBoxed,
+        Kind::Tasks,
+        Kind::RustBaseline,
+    ];
     if node.is_some() {
         kinds.extend([Kind::Node, Kind::NodeBaseline]);
     } else {
@@ -335,6 +371,18 @@ fn main() {
                         .vs(Kind::DelayQueue.name(), &rss[i], &rss[d])
                         .goal_at_most(1.0),
                 );
+            }
+            if let Some(b) = idx(Kind::DelayQueueBoxed) {
+                report.row(Row::new(k.name(), "CPU ns/timer", &cpu[i]).vs(
+                    Kind::DelayQueueBoxed.name(),
+                    &cpu[i],
+                    &cpu[b],
+                ));
+                report.row(Row::new(k.name(), "peak RSS MiB over baseline", &rss[i]).vs(
+                    Kind::DelayQueueBoxed.name(),
+                    &rss[i],
+                    &rss[b],
+                ));
             }
             if let Some(nd) = idx(Kind::Node) {
                 cpu_row = cpu_row.vs(Kind::Node.name(), &cpu[i], &cpu[nd]).goal_at_most(0.5);
