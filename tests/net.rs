@@ -14,11 +14,11 @@ use portable_reactor::net::{dns, udp};
 use portable_reactor::runtime::{Builder, Runtime, WatchOptions};
 use portable_reactor::{MioReactor, PollingReactor, Reactor};
 
-const GUARD: Duration = Duration::from_secs(10);
+mod util;
 
-fn init_logging() {
-    let _ = env_logger::builder().is_test(true).try_init();
-}
+use util::{init_logging, run_bounded, under_wine};
+
+const GUARD: Duration = Duration::from_secs(10);
 
 fn runtime<R: Reactor + 'static>(reactor: R) -> Runtime<R> {
     init_logging();
@@ -27,43 +27,6 @@ fn runtime<R: Reactor + 'static>(reactor: R) -> Runtime<R> {
         .io_timeout(Duration::from_secs(5))
         .build_with(reactor)
         .expect("runtime")
-}
-
-/// Runs the loop until nothing referenced is left, failing the test if that takes more than
-/// [`GUARD`].
-fn run_bounded<R: Reactor + 'static>(rt: &mut Runtime<R>) {
-    let expired = Rc::new(Cell::new(false));
-    let flag = expired.clone();
-    let guard = rt.set_timeout(GUARD, move |rt| {
-        flag.set(true);
-        rt.stop();
-    });
-    rt.unref_timer(guard);
-    rt.run().expect("run");
-    rt.clear_timer(guard);
-    assert!(!expired.get(), "the test's loop did not finish within {GUARD:?}");
-}
-
-/// Whether this Windows binary runs under Wine (ntdll exports `wine_get_version`).
-#[cfg(windows)]
-fn under_wine() -> bool {
-    use std::ffi::c_void;
-    #[link(name = "kernel32")]
-    extern "system" {
-        fn GetModuleHandleA(name: *const std::ffi::c_char) -> *mut c_void;
-        fn GetProcAddress(module: *mut c_void, name: *const std::ffi::c_char) -> *mut c_void;
-    }
-    // SAFETY: both names are NUL-terminated C strings; ntdll is loaded in every process and
-    // a module handle from GetModuleHandleA needs no release.
-    unsafe {
-        let ntdll = GetModuleHandleA(c"ntdll.dll".as_ptr());
-        !ntdll.is_null() && !GetProcAddress(ntdll, c"wine_get_version".as_ptr()).is_null()
-    }
-}
-
-#[cfg(not(windows))]
-fn under_wine() -> bool {
-    false
 }
 
 fn localhost() -> SocketAddr {
@@ -133,7 +96,7 @@ fn echo_roundtrip<R: Reactor + 'static>(mut rt: Runtime<R>) {
         .unwrap();
     })
     .expect("connect");
-    run_bounded(&mut rt);
+    run_bounded(&mut rt, GUARD);
     assert_eq!(*client_got.borrow(), b"hello");
     assert!(client_eof.get(), "the client saw the server close");
     assert_eq!(*server_log.borrow(), ["hello", "eof"]);
@@ -162,7 +125,7 @@ fn eof<R: Reactor + 'static>(mut rt: Runtime<R>) {
     *slot.borrow_mut() = Some(listener);
     client.write_all(b"hello").unwrap();
     client.shutdown(std::net::Shutdown::Write).unwrap();
-    run_bounded(&mut rt);
+    run_bounded(&mut rt, GUARD);
     let seen = seen.borrow();
     let data: Vec<u8> = seen.iter().flatten().copied().collect();
     assert_eq!(data, b"hello");
@@ -203,7 +166,7 @@ fn reset<R: Reactor + 'static>(mut rt: Runtime<R>) {
         .unwrap();
     *client.borrow_mut() = Some(stream);
     *slot.borrow_mut() = Some(listener);
-    run_bounded(&mut rt);
+    run_bounded(&mut rt, GUARD);
     let result = result.borrow();
     assert_eq!(result.len(), 1, "one call, then closed: {result:?}");
     if under_wine() {
@@ -230,7 +193,7 @@ fn refused_connect<R: Reactor + 'static>(mut rt: Runtime<R>) {
         *out.borrow_mut() = Some(conn.map(|c| c.id()));
     })
     .unwrap();
-    run_bounded(&mut rt);
+    run_bounded(&mut rt, GUARD);
     let err = result.borrow_mut().take().expect("callback ran").unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
 }
@@ -265,7 +228,7 @@ fn connect_timeout<R: Reactor + 'static>(mut rt: Runtime<R>) {
         *out.borrow_mut() = Some(conn.map(|c| c.id()));
     })
     .unwrap();
-    run_bounded(&mut rt);
+    run_bounded(&mut rt, GUARD);
     let elapsed = started.elapsed();
     let err = result.borrow_mut().take().expect("callback ran").unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
@@ -330,7 +293,7 @@ fn write_backpressure<R: Reactor + 'static>(mut rt: Runtime<R>) {
         assert!(sink.iter().all(|&b| b == 7));
         Ok(sink.len())
     });
-    run_bounded(&mut rt);
+    run_bounded(&mut rt, GUARD);
     let read = reader.join().unwrap().expect("reader");
     assert_eq!(drained.get(), 1, "one drain");
     assert_eq!(read, written.get(), "every accepted byte arrived");
@@ -360,7 +323,7 @@ fn idle_deadline<R: Reactor + 'static>(mut rt: Runtime<R>) {
     .expect("listen");
     let client = TcpStream::connect(listener.local_addr()).unwrap();
     *slot.borrow_mut() = Some(listener);
-    run_bounded(&mut rt);
+    run_bounded(&mut rt, GUARD);
     assert_eq!(*result.borrow(), [io::ErrorKind::TimedOut]);
     assert_eq!(rt.stats().registered, 0);
     drop(client);
@@ -444,7 +407,7 @@ fn emfile_recovery<R: Reactor + 'static>(make: impl FnOnce() -> R, test_name: &s
         free.borrow_mut().clear();
     });
     *slot.borrow_mut() = Some(listener.clone());
-    run_bounded(&mut rt);
+    run_bounded(&mut rt, GUARD);
 
     let stats = listener.stats();
     let (ticks, calls) = starved.get();
@@ -473,7 +436,7 @@ fn dns<R: Reactor + 'static>(mut rt: Runtime<R>) {
     )
     .unwrap();
     dns::resolve(&mut rt, "localhost", 7000, move |_, r| *g.borrow_mut() = Some(r)).unwrap();
-    run_bounded(&mut rt);
+    run_bounded(&mut rt, GUARD);
     let err = bad.borrow_mut().take().expect("callback ran").unwrap_err();
     assert!(err.to_string().contains("nonexistent.invalid"), "{err}");
     let addrs = good
@@ -514,7 +477,7 @@ fn udp_roundtrip<R: Reactor + 'static>(mut rt: Runtime<R>) {
     assert_eq!(client.send_to(&mut rt, b"one", server_addr).unwrap(), 3);
     client.connect(&mut rt, server_addr).unwrap();
     assert_eq!(client.send(&mut rt, b"two").unwrap(), 3);
-    run_bounded(&mut rt);
+    run_bounded(&mut rt, GUARD);
     client.close(&mut rt).unwrap();
     assert_eq!(*server_seen.borrow(), [b"one".to_vec(), b"two".to_vec()]);
     let got = client_seen.borrow();

@@ -15,14 +15,14 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use portable_reactor::runtime::{Builder, ImmediateId, Runtime, TimerId, WatchOptions};
 use portable_reactor::{Interest, Reactor};
+
+mod util;
 
 /// A loop that runs longer than this is stopped and the test fails.
 const WATCHDOG: Duration = Duration::from_secs(20);
@@ -62,7 +62,7 @@ fn busy(d: Duration) {
 }
 
 fn runtime<R: Reactor + 'static>(reactor: R) -> Runtime<R> {
-    let _ = env_logger::builder().is_test(true).try_init();
+    util::init_logging();
     Builder::new()
         .threads(1)
         .build_with(reactor)
@@ -71,35 +71,13 @@ fn runtime<R: Reactor + 'static>(reactor: R) -> Runtime<R> {
 
 /// Runs the loop to the end; a watchdog thread stops it (and fails the test) after [`WATCHDOG`].
 fn run<R: Reactor + 'static>(rt: &mut Runtime<R>) {
-    let handle = rt.handle();
-    let fired = Arc::new(AtomicBool::new(false));
-    let (done, done_rx) = mpsc::channel::<()>();
-    let watchdog = {
-        let fired = fired.clone();
-        std::thread::spawn(move || {
-            if done_rx.recv_timeout(WATCHDOG) == Err(mpsc::RecvTimeoutError::Timeout) {
-                fired.store(true, Ordering::SeqCst);
-                let _ = handle.post(|rt| rt.stop());
-            }
-        })
-    };
-    let result = rt.run();
-    drop(done);
-    watchdog.join().expect("watchdog thread");
-    result.expect("run");
-    assert!(
-        !fired.load(Ordering::SeqCst),
-        "watchdog: the loop was still running after {WATCHDOG:?}"
-    );
+    util::run_bounded(rt, WATCHDOG);
 }
 
 /// A connected loopback TCP pair: the client has written one byte, so the (non-blocking)
 /// server end is readable. TCP rather than a socketpair so the tests also run on Windows.
 fn readable_pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let mut client = TcpStream::connect(listener.local_addr().expect("local_addr")).expect("connect");
-    let (server, _) = listener.accept().expect("accept");
-    server.set_nonblocking(true).expect("set_nonblocking");
+    let (mut client, server) = util::tcp_pair();
     client.write_all(b"x").expect("write");
     (client, server)
 }

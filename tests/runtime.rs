@@ -10,39 +10,9 @@ use std::time::{Duration, Instant};
 use portable_reactor::runtime::{Builder, Runtime, Trigger, WatchOptions};
 use portable_reactor::{Interest, MioReactor, PollingReactor, Reactor};
 
-/// A connected loopback pair: (client, server), server non-blocking.
-fn pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    let (server, _) = listener.accept().unwrap();
-    server.set_nonblocking(true).unwrap();
-    client.set_nodelay(true).unwrap();
-    (client, server)
-}
+mod util;
 
-/// Stops the loop and fails the test if it is still running after `limit`.
-fn guard<R: Reactor + 'static>(rt: &mut Runtime<R>, limit: Duration) {
-    let id = rt.set_timeout(limit, move |_| panic!("test still running after {limit:?}"));
-    rt.unref_timer(id);
-}
-
-fn init() {
-    let _ = env_logger::builder().is_test(true).try_init();
-}
-
-/// Read until `WouldBlock`; returns the bytes read.
-fn drain(stream: &mut TcpStream) -> usize {
-    let mut buf = [0u8; 4096];
-    let mut total = 0;
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return total,
-            Ok(n) => total += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return total,
-            Err(e) => panic!("read: {e}"),
-        }
-    }
-}
+use util::{drain, init_logging as init, run_bounded, tcp_pair as pair};
 
 fn watermark_queues_then_refuses<R: Reactor + 'static>(reactor: R) {
     init();
@@ -78,8 +48,7 @@ fn watermark_queues_then_refuses<R: Reactor + 'static>(reactor: R) {
     let err = rt.watch(server, Interest::READABLE, |_, _, _, _| {}).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::QuotaExceeded);
     assert_eq!(rt.stats().rejected, 1);
-    guard(&mut rt, Duration::from_secs(10));
-    rt.run().unwrap();
+    run_bounded(&mut rt, Duration::from_secs(10));
     let mut fired = fired.borrow().clone();
     fired.sort();
     assert_eq!(
@@ -108,8 +77,7 @@ fn deadline_times_out_and_frees<R: Reactor + 'static>(reactor: R) {
         *r.borrow_mut() = Some((ev.map(|_| ()).map_err(|e| e.kind()), start.elapsed()));
     })
     .unwrap();
-    guard(&mut rt, Duration::from_secs(10));
-    rt.run().unwrap();
+    run_bounded(&mut rt, Duration::from_secs(10));
     let (outcome, elapsed) = result.borrow_mut().take().expect("callback ran");
     assert_eq!(outcome, Err(io::ErrorKind::TimedOut));
     assert!(
@@ -147,8 +115,7 @@ fn queued_watch_deadline_runs_while_waiting<R: Reactor + 'static>(reactor: R) {
     )
     .unwrap();
     assert_eq!(rt.stats().queued, 1);
-    guard(&mut rt, Duration::from_secs(10));
-    rt.run().unwrap();
+    run_bounded(&mut rt, Duration::from_secs(10));
     assert_eq!(outcome.borrow_mut().take(), Some(Err(io::ErrorKind::TimedOut)));
     assert_eq!(rt.stats().timeouts, 1);
 }
@@ -187,8 +154,7 @@ fn activity_pushes_the_deadline<R: Reactor + 'static>(reactor: R) {
         }
     });
     interval.set(Some(id));
-    guard(&mut rt, Duration::from_secs(20));
-    rt.run().unwrap();
+    run_bounded(&mut rt, Duration::from_secs(20));
     assert_eq!(received.get(), 10);
     let (kind, elapsed) = outcome.borrow_mut().take().expect("timed out at the end");
     assert_eq!(kind, io::ErrorKind::TimedOut);
@@ -230,8 +196,7 @@ fn stale_ids_miss_after_slot_reuse<R: Reactor + 'static>(reactor: R) {
         "wrong type is None, not a panic"
     );
     c2.write_all(b"data").unwrap();
-    guard(&mut rt, Duration::from_secs(10));
-    rt.run().unwrap();
+    run_bounded(&mut rt, Duration::from_secs(10));
     assert_eq!(hits.get(), 1);
 }
 
@@ -262,8 +227,7 @@ fn pool_panic_is_an_error_and_threads_survive<R: Reactor + 'static>(reactor: R) 
         )
         .unwrap();
     }
-    guard(&mut rt, Duration::from_secs(10));
-    rt.run().unwrap();
+    run_bounded(&mut rt, Duration::from_secs(10));
     assert_eq!(
         *log.borrow(),
         ["panic", "job 0", "job 1", "job 2", "job 3", "job 4"],
@@ -300,8 +264,7 @@ fn posts_coalesce_and_none_is_lost<R: Reactor + 'static>(reactor: R) {
         let t = t.clone();
         rt.set_immediate(move |_| t.borrow_mut().extend(rx.try_iter()));
     });
-    guard(&mut rt, Duration::from_secs(10));
-    rt.run().unwrap();
+    run_bounded(&mut rt, Duration::from_secs(10));
     let ticks = ticks.borrow();
     assert_eq!(ticks.len(), 1000, "every post ran");
     assert!(
@@ -379,8 +342,7 @@ fn close_inside_callback_and_close_callback_order<R: Reactor + 'static>(reactor:
         rt.set_immediate(move |_| l2.borrow_mut().push("immediate"));
     })
     .unwrap();
-    guard(&mut rt, Duration::from_secs(10));
-    rt.run().unwrap();
+    run_bounded(&mut rt, Duration::from_secs(10));
     assert_eq!(*log.borrow(), ["io", "immediate", "close"]);
     assert_eq!(rt.stats().registered, 0);
 }
@@ -406,8 +368,7 @@ fn level_trigger_repeats_until_drained<R: Reactor + 'static>(reactor: R) {
         }
     })
     .unwrap();
-    guard(&mut rt, Duration::from_secs(10));
-    rt.run().unwrap();
+    run_bounded(&mut rt, Duration::from_secs(10));
     assert_eq!(calls.get(), 3);
 }
 
@@ -442,8 +403,7 @@ fn set_interest_switches_direction<R: Reactor + 'static>(reactor: R) {
         client.write_all(&buf).unwrap();
         client
     });
-    guard(&mut rt, Duration::from_secs(10));
-    rt.run().unwrap();
+    run_bounded(&mut rt, Duration::from_secs(10));
     drop(echo.join().unwrap());
     assert_eq!(*log.borrow(), ["writable", "readable"]);
     assert!(start.elapsed() < Duration::from_secs(10));
@@ -469,8 +429,7 @@ fn watch_once_returns_the_source<R: Reactor + 'static>(reactor: R) {
         .unwrap();
     })
     .unwrap();
-    guard(&mut rt, Duration::from_secs(10));
-    rt.run().unwrap();
+    run_bounded(&mut rt, Duration::from_secs(10));
     assert_eq!(&*got.borrow(), b"once");
 }
 
@@ -500,8 +459,7 @@ fn wake_watch_resumes_an_edge_watch<R: Reactor + 'static>(reactor: R) {
         }
     })
     .unwrap();
-    guard(&mut rt, Duration::from_secs(10));
-    rt.run().unwrap();
+    run_bounded(&mut rt, Duration::from_secs(10));
     assert_eq!(&*got.borrow(), b"0123456789");
     assert_eq!(
         rt.wake_watch(portable_reactor::EventId(12345))
