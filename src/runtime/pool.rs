@@ -14,6 +14,9 @@ pub(crate) type Work = Box<dyn FnOnce() -> Box<dyn std::any::Any + Send> + Send>
 struct Jobs {
     queue: VecDeque<(u64, Work)>,
     running: usize,
+    /// Threads waiting on the condvar. A job is announced (a futex syscall) only when one is
+    /// waiting: a busy thread checks the queue before it waits.
+    idle: usize,
     shutdown: bool,
 }
 
@@ -41,6 +44,7 @@ impl Pool {
                 jobs: Mutex::new(Jobs {
                     queue: VecDeque::new(),
                     running: 0,
+                    idle: 0,
                     shutdown: false,
                 }),
                 ready: Condvar::new(),
@@ -61,10 +65,10 @@ impl Pool {
         work: Work,
         inbox: &Arc<Inbox<Rt>>,
     ) -> std::io::Result<()> {
-        let queued = {
+        let (queued, idle) = {
             let mut jobs = lock(&self.shared.jobs);
             jobs.queue.push_back((id, work));
-            jobs.queue.len() + jobs.running
+            (jobs.queue.len() + jobs.running, jobs.idle)
         };
         if self.spawned < self.threads && queued > self.spawned {
             if let Err(e) = self.spawn(inbox) {
@@ -80,7 +84,9 @@ impl Pool {
                 self.threads = self.spawned;
             }
         }
-        self.shared.ready.notify_one();
+        if idle > 0 {
+            self.shared.ready.notify_one();
+        }
         Ok(())
     }
 
@@ -125,10 +131,12 @@ fn worker<Rt>(shared: &Shared, inbox: &Inbox<Rt>) {
                     jobs.running += 1;
                     break job;
                 }
+                jobs.idle += 1;
                 jobs = shared
                     .ready
                     .wait(jobs)
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
+                jobs.idle -= 1;
             }
         };
         let output: JobOutput = catch_unwind(AssertUnwindSafe(work));
