@@ -9,7 +9,9 @@
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, TryLockError};
+
+use crate::sync::lock;
 use std::time::Duration;
 
 use mio::Token;
@@ -182,11 +184,6 @@ impl std::fmt::Debug for MioReactor {
             .field("mechanism", &MECHANISM)
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding these locks leaves no half-updated state worth refusing.
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl MioReactor {

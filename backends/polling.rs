@@ -4,7 +4,9 @@
 use std::io;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, TryLockError};
+
+use crate::sync::lock;
 use std::time::{Duration, Instant};
 
 use crate::adapter::{self, wait_until_deadline, Block, Book};
@@ -85,11 +87,6 @@ impl std::fmt::Debug for PollingReactor {
             .field("mechanism", &MECHANISM)
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding these locks leaves no half-updated state worth refusing.
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn polling_mode(mode: Mode) -> polling::PollMode {

@@ -45,6 +45,7 @@ pub mod net;
 mod reactor;
 pub mod runtime;
 mod source;
+mod sync;
 mod waker;
 
 #[path = "../backends/polling.rs"]

@@ -9,7 +9,9 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
+
+use crate::sync::lock;
 
 use crate::Waker;
 
@@ -37,11 +39,6 @@ pub(crate) struct Inbox<Rt> {
     queue: Mutex<Queue<Rt>>,
     wake_pending: AtomicBool,
     waker: Waker,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The queue is a plain VecDeque: a panic elsewhere cannot leave it inconsistent.
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl<Rt> Inbox<Rt> {

@@ -3,7 +3,9 @@
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
+
+use crate::sync::lock;
 use std::thread;
 
 use super::inbox::{Inbox, JobOutput, Message};
@@ -23,11 +25,6 @@ struct Jobs {
 struct Shared {
     jobs: Mutex<Jobs>,
     ready: Condvar,
-}
-
-fn lock(m: &Mutex<Jobs>) -> MutexGuard<'_, Jobs> {
-    // Jobs run outside the lock and panics are caught, so the state is never half-updated.
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The pool. Dropping it lets the threads finish their current job and exit.
