@@ -13,7 +13,8 @@
 //! Run the whole suite for a backend with [`conformance_suite!`](crate::conformance_suite),
 //! from a test file of any crate (a third-party backend included):
 //!
-//! ```ignore
+//! ```
+//! # mod my_crate { pub type MyReactor = portable_reactor::MioReactor; }
 //! portable_reactor::conformance_suite!(polling, portable_reactor::PollingReactor::new().unwrap());
 //! portable_reactor::conformance_suite!(mine, my_crate::MyReactor::new().unwrap());
 //! ```
@@ -57,12 +58,16 @@ pub const MODES: [Mode; 3] = [Mode::Oneshot, Mode::Level, Mode::Edge];
 /// `$make` is evaluated inside the generated module, which imports `super::*`, so it may name
 /// items of the calling test file.
 ///
-/// ```ignore
+/// ```
 /// portable_reactor::conformance_suite!(polling, portable_reactor::PollingReactor::new().unwrap());
 /// portable_reactor::conformance_suite!(
 ///     boxed_mio,
 ///     portable_reactor::reactor_by_name("mio").unwrap()
 /// );
+/// // One behaviour can also be run directly:
+/// portable_reactor::conformance::register_twice_is_already_exists(|| {
+///     portable_reactor::MioReactor::new().unwrap()
+/// });
 /// ```
 #[macro_export]
 macro_rules! conformance_suite {
