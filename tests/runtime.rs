@@ -469,6 +469,77 @@ fn wake_watch_resumes_an_edge_watch<R: Reactor + 'static>(reactor: R) {
     );
 }
 
+fn pause_and_resume<R: Reactor + 'static>(reactor: R) {
+    init();
+    let mut rt = Builder::new().high_watermark(1).build_with(reactor).unwrap();
+    let (mut client, server) = pair();
+    client.write_all(b"a").unwrap();
+    let calls = Rc::new(Cell::new(0));
+    let c = calls.clone();
+    let opts = WatchOptions::new().timeout(Duration::from_secs(10));
+    let id = rt
+        .watch_with(server, Interest::READABLE, opts, move |rt, id, stream, ev| {
+            ev.unwrap();
+            c.set(c.get() + 1);
+            drain(stream);
+            if c.get() == 1 {
+                rt.pause_watch(id).unwrap(); // from its own callback
+            } else {
+                rt.close(id).unwrap();
+            }
+        })
+        .unwrap();
+    // A second watch waits above the high watermark until the first pauses.
+    let (_c2, s2) = pair();
+    let queued = rt.watch(s2, Interest::READABLE, |_, _, _, _| {}).unwrap();
+    rt.unref_watch(queued).unwrap();
+    let client = Rc::new(RefCell::new(client));
+    let (c, cl) = (calls.clone(), client.clone());
+    rt.set_timeout(Duration::from_millis(100), move |rt| {
+        // Paused: the data written meanwhile is not reported.
+        assert_eq!(c.get(), 1);
+        let s = rt.stats();
+        assert_eq!(
+            (s.registered, s.queued, s.paused),
+            (1, 0, 1),
+            "the queued watch took the place"
+        );
+        cl.borrow_mut().write_all(b"b").unwrap();
+        let c = c.clone();
+        rt.set_timeout(Duration::from_millis(50), move |rt| {
+            assert_eq!(c.get(), 1, "still paused");
+            rt.resume_watch(id).unwrap();
+            assert_eq!(rt.stats().queued, 1, "resumed above the high watermark: queued");
+            rt.close(queued).unwrap();
+        });
+    });
+    run_bounded(&mut rt, Duration::from_secs(10));
+    assert_eq!(
+        calls.get(),
+        2,
+        "resuming reported the data that came while paused"
+    );
+    assert_eq!(rt.stats().paused, 0);
+}
+
+fn paused_watch_still_times_out<R: Reactor + 'static>(reactor: R) {
+    init();
+    let mut rt = Runtime::builder().build_with(reactor).unwrap();
+    let (_client, server) = pair();
+    let outcome = Rc::new(RefCell::new(None));
+    let o = outcome.clone();
+    let opts = WatchOptions::new().timeout(Duration::from_millis(50));
+    let id = rt
+        .watch_with(server, Interest::READABLE, opts, move |_, _, _, ev| {
+            *o.borrow_mut() = Some(ev.map(|_| ()).map_err(|e| e.kind()));
+        })
+        .unwrap();
+    rt.pause_watch(id).unwrap();
+    run_bounded(&mut rt, Duration::from_secs(10));
+    assert_eq!(outcome.borrow_mut().take(), Some(Err(io::ErrorKind::TimedOut)));
+    assert_eq!(rt.pause_watch(id).unwrap_err().kind(), io::ErrorKind::NotFound);
+}
+
 macro_rules! runtime_tests {
     ($($backend:ident => $make:expr),* $(,)?) => {$(
         mod $backend {
@@ -488,6 +559,8 @@ macro_rules! runtime_tests {
             #[test] fn set_interest_switches_direction() { super::set_interest_switches_direction($make) }
             #[test] fn watch_once_returns_the_source() { super::watch_once_returns_the_source($make) }
             #[test] fn wake_watch_resumes_an_edge_watch() { super::wake_watch_resumes_an_edge_watch($make) }
+            #[test] fn pause_and_resume() { super::pause_and_resume($make) }
+            #[test] fn paused_watch_still_times_out() { super::paused_watch_still_times_out($make) }
         }
     )*};
 }

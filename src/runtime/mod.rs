@@ -262,6 +262,7 @@ impl<R: Reactor + 'static> Runtime<R> {
             ticks: self.ticks_run,
             registered: self.watchers.registered(),
             queued: self.watchers.queued(),
+            paused: self.watchers.paused(),
             timers: self.timers.len(),
             immediates: self.immediates.len() - self.cleared_immediates.len(),
             pool_queued,
@@ -682,8 +683,106 @@ impl<R: Reactor + 'static> Runtime<R> {
                 slot.interest_dirty = true;
                 Ok(())
             }
-            (Some(_), State::Queued) => Ok(()),
+            (Some(_), State::Queued | State::Paused) => Ok(()),
         }
+    }
+
+    /// Stops watching `id` without ending the watch (Node's `socket.pause()`): the source is
+    /// deregistered and its place under the high watermark freed; the callback, the source and
+    /// the deadline stay (a paused watch still times out when idle, so a paused peer cannot hold
+    /// memory forever). Also from inside the watch's own callback.
+    ///
+    /// ```
+    /// use portable_reactor::runtime::Runtime;
+    /// use portable_reactor::Interest;
+    /// let mut rt = Runtime::new()?;
+    /// let (a, _b) = (std::net::UdpSocket::bind("127.0.0.1:0")?, ());
+    /// let id = rt.watch(a, Interest::READABLE, |_, _, _, _| {})?;
+    /// rt.pause_watch(id)?;
+    /// assert_eq!((rt.stats().registered, rt.stats().paused), (0, 1));
+    /// rt.resume_watch(id)?;
+    /// assert_eq!((rt.stats().registered, rt.stats().paused), (1, 0));
+    /// rt.close(id)?;
+    /// # std::io::Result::Ok(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `ErrorKind::NotFound` if `id` is not a live watch.
+    pub fn pause_watch(&mut self, id: EventId) -> io::Result<()> {
+        let slot = self
+            .watchers
+            .get_mut(id)
+            .filter(|s| !s.closing)
+            .ok_or_else(|| not_a_watch(id))?;
+        if slot.entry.is_none() {
+            slot.pause_pending = Some(true);
+            return Ok(());
+        }
+        self.pause_now(id);
+        Ok(())
+    }
+
+    /// Watches a paused watch again, with its current interest (queued if the high watermark is
+    /// reached). Readiness that came while paused is reported. Also from inside the watch's
+    /// own callback; a watch that is not paused is left as it is.
+    ///
+    /// # Errors
+    ///
+    /// `ErrorKind::NotFound` if `id` is not a live watch; the reactor's error if registering
+    /// fails (the watch stays paused).
+    pub fn resume_watch(&mut self, id: EventId) -> io::Result<()> {
+        let slot = self
+            .watchers
+            .get_mut(id)
+            .filter(|s| !s.closing)
+            .ok_or_else(|| not_a_watch(id))?;
+        if slot.entry.is_none() {
+            slot.pause_pending = Some(false);
+            return Ok(());
+        }
+        self.resume_now(id)
+    }
+
+    fn pause_now(&mut self, id: EventId) {
+        let Some(slot) = self.watchers.get_mut(id) else {
+            return;
+        };
+        match slot.state {
+            State::Registered => {
+                if let Some(entry) = slot.entry.as_ref() {
+                    if let Err(e) = self.reactor.deregister(entry.source()) {
+                        log::warn!("runtime: deregistering paused watch {id} failed: {e}");
+                    }
+                }
+                self.watchers.set_state(id, State::Paused);
+                log::debug!("runtime: watch {id} paused");
+                self.admit_queued();
+            }
+            State::Queued => self.watchers.set_state(id, State::Paused),
+            State::Paused => {}
+        }
+    }
+
+    fn resume_now(&mut self, id: EventId) -> io::Result<()> {
+        if self.watchers.get_mut(id).map(|s| s.state) != Some(State::Paused) {
+            return Ok(());
+        }
+        if self.watchers.registered() < self.config.high_watermark {
+            self.watchers.set_state(id, State::Registered);
+            if let Err(e) = self.register(id) {
+                self.watchers.set_state(id, State::Paused);
+                return Err(e);
+            }
+            log::debug!("runtime: watch {id} resumed");
+        } else {
+            // Its memory is already held: queueing it adds none, so the queue limit is not
+            // applied here.
+            self.watermark_hits += 1;
+            self.watchers.set_state(id, State::Queued);
+            log::debug!("runtime: watch {id} resumed into the queue above the high watermark");
+        }
+        Ok(())
     }
 
     /// Runs watch `id`'s callback again in the next iteration's pending phase, with an event
@@ -983,17 +1082,31 @@ impl<R: Reactor + 'static> Runtime<R> {
             return;
         };
         let rearm = slot.rearm || std::mem::take(&mut slot.interest_dirty);
+        let pause = slot.pause_pending.take();
         let (interest, mode, closing) = (slot.interest, slot.mode, slot.closing);
         slot.entry = Some(entry);
         if closing {
             self.drop_watch(id);
-        } else if rearm {
-            let Some(entry) = self.watchers.get_mut(id).and_then(|s| s.entry.as_ref()) else {
-                return;
-            };
-            if let Err(e) = self.reactor.reregister(entry.source(), id, interest, mode) {
-                self.fail(id, e);
+            return;
+        }
+        match pause {
+            Some(true) => self.pause_now(id),
+            Some(false) => {
+                if let Err(e) = self.resume_now(id) {
+                    self.fail(id, e);
+                }
             }
+            None => {}
+        }
+        if !rearm {
+            return;
+        }
+        let Some(slot) = self.watchers.get_mut(id).filter(|s| s.state == State::Registered) else {
+            return;
+        };
+        let Some(entry) = slot.entry.as_ref() else { return };
+        if let Err(e) = self.reactor.reregister(entry.source(), id, interest, mode) {
+            self.fail(id, e);
         }
     }
 

@@ -9,6 +9,8 @@ pub struct Stats {
     pub registered: usize,
     /// Watches waiting above the high watermark.
     pub queued: usize,
+    /// Watches paused with [`Runtime::pause_watch`](super::Runtime::pause_watch).
+    pub paused: usize,
     /// Active timers (timeouts and intervals).
     pub timers: usize,
     /// Pending immediates.

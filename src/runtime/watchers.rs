@@ -32,6 +32,8 @@ pub(crate) enum State {
     Registered,
     /// Waiting under the high watermark.
     Queued,
+    /// Paused by the user: not registered, not queued; its deadline still runs.
+    Paused,
 }
 
 /// One watcher. `E` is the type-erased source and callback.
@@ -49,6 +51,8 @@ pub(crate) struct Slot<E> {
     pub(crate) rearm: bool,
     /// The interest changed while the callback ran: re-register when it returns.
     pub(crate) interest_dirty: bool,
+    /// Paused (`Some(true)`) or resumed (`Some(false)`) while the callback ran.
+    pub(crate) pause_pending: Option<bool>,
     /// Closed while its callback ran: finish the close when it returns.
     pub(crate) closing: bool,
     pub(crate) refed: bool,
@@ -76,6 +80,7 @@ pub(crate) struct Watchers<E> {
     deadlines: BinaryHeap<Reverse<(Instant, EventId)>>,
     registered: usize,
     queued: usize,
+    paused: usize,
     refed: usize,
 }
 
@@ -88,6 +93,7 @@ impl<E> Default for Watchers<E> {
             deadlines: BinaryHeap::new(),
             registered: 0,
             queued: 0,
+            paused: 0,
             refed: 0,
         }
     }
@@ -113,6 +119,7 @@ impl<E> Watchers<E> {
             once: new.once,
             rearm: new.rearm,
             interest_dirty: false,
+            pause_pending: None,
             closing: false,
             refed: true,
             timeout: new.timeout,
@@ -121,12 +128,9 @@ impl<E> Watchers<E> {
         });
         let id = EventId(index | (generation << INDEX_BITS));
         self.refed += 1;
-        match new.state {
-            State::Registered => self.registered += 1,
-            State::Queued => {
-                self.queued += 1;
-                self.queue.push_back(id);
-            }
+        self.count(new.state, true);
+        if new.state == State::Queued {
+            self.queue.push_back(id);
         }
         if let Some(deadline) = deadline {
             self.deadlines.push(Reverse((deadline, id)));
@@ -148,15 +152,39 @@ impl<E> Watchers<E> {
     pub(crate) fn remove(&mut self, id: EventId) -> Option<Slot<E>> {
         self.get_mut(id)?;
         let slot = self.slots.remove(split(id).0);
-        match slot.state {
-            State::Registered => self.registered -= 1,
-            // Its queue entry is skipped when it surfaces.
-            State::Queued => self.queued -= 1,
-        }
+        self.count(slot.state, false);
         if slot.refed {
             self.refed -= 1;
         }
         Some(slot)
+    }
+
+    fn count(&mut self, state: State, add: bool) {
+        let counter = match state {
+            State::Registered => &mut self.registered,
+            // A queue entry of a watch that left the queue is skipped when it surfaces.
+            State::Queued => &mut self.queued,
+            State::Paused => &mut self.paused,
+        };
+        if add {
+            *counter += 1;
+        } else {
+            *counter -= 1;
+        }
+    }
+
+    /// Moves a watcher to `state` (the caller registers or deregisters it with the reactor).
+    pub(crate) fn set_state(&mut self, id: EventId, state: State) {
+        let Some(slot) = self.get_mut(id) else { return };
+        let old = std::mem::replace(&mut slot.state, state);
+        if old == state {
+            return;
+        }
+        self.count(old, false);
+        self.count(state, true);
+        if state == State::Queued {
+            self.queue.push_back(id);
+        }
     }
 
     /// An event arrived: the idle deadline restarts at `now`.
@@ -261,6 +289,10 @@ impl<E> Watchers<E> {
         self.queued
     }
 
+    pub(crate) fn paused(&self) -> usize {
+        self.paused
+    }
+
     pub(crate) fn refed(&self) -> usize {
         self.refed
     }
@@ -271,6 +303,7 @@ impl<E> Watchers<E> {
         self.deadlines.clear();
         self.registered = 0;
         self.queued = 0;
+        self.paused = 0;
         self.refed = 0;
         self.slots.drain()
     }
