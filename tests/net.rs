@@ -487,6 +487,95 @@ fn udp_roundtrip<R: Reactor + 'static>(mut rt: Runtime<R>) {
 
 // ---- instantiation --------------------------------------------------------------------------
 
+fn half_open<R: Reactor + 'static>(mut rt: Runtime<R>) {
+    let slot: ListenerSlot = Rc::default();
+    let stop = slot.clone();
+    let options = ListenOptions::new().conn(ConnOptions::new().allow_half_open(true));
+    let listener = tcp::listen(&mut rt, localhost(), options, move |rt, conn| {
+        let conn = conn.expect("accept");
+        let stop = stop.clone();
+        let mut got = Vec::new();
+        conn.on_data(rt, move |rt, conn, data| {
+            let bytes = data.expect("read");
+            if bytes.is_empty() {
+                // The peer is done sending: answer on the half still open, then shut it.
+                let reply = [b"got ".as_slice(), &got].concat();
+                conn.write(rt, &reply).expect("write after EOF");
+                conn.shutdown().expect("shutdown");
+                close_listener(rt, &stop);
+            } else {
+                got.extend_from_slice(bytes);
+            }
+        })
+        .unwrap();
+    })
+    .expect("listen");
+    let mut client = TcpStream::connect(listener.local_addr()).unwrap();
+    *slot.borrow_mut() = Some(listener);
+    client.write_all(b"ping").unwrap();
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    run_bounded(&mut rt, GUARD);
+    client.set_read_timeout(Some(GUARD)).unwrap();
+    let mut reply = Vec::new();
+    client.read_to_end(&mut reply).unwrap();
+    assert_eq!(reply, b"got ping");
+    let s = rt.stats();
+    assert_eq!(
+        (s.registered, s.paused),
+        (0, 0),
+        "closed once both directions were shut"
+    );
+}
+
+fn pause_reading<R: Reactor + 'static>(mut rt: Runtime<R>) {
+    let slot: ListenerSlot = Rc::default();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let client = Rc::new(RefCell::new(None::<TcpStream>));
+    let (stop, log, peer) = (slot.clone(), got.clone(), client.clone());
+    let listener = tcp::listen(&mut rt, localhost(), ListenOptions::new(), move |rt, conn| {
+        let conn = conn.expect("accept");
+        let (stop, log, peer) = (stop.clone(), log.clone(), peer.clone());
+        conn.on_data(rt, move |rt, tcp_conn, data| {
+            let bytes = data.expect("read");
+            if bytes.is_empty() {
+                close_listener(rt, &stop);
+                return;
+            }
+            log.borrow_mut().extend_from_slice(bytes);
+            if log.borrow().as_slice() != b"first" {
+                return;
+            }
+            tcp_conn.pause_reading(rt);
+            let handle = tcp_conn.handle();
+            let (log, peer) = (log.clone(), peer.clone());
+            rt.set_timeout(Duration::from_millis(50), move |rt| {
+                assert_eq!(rt.stats().paused, 1, "nothing to wait for: the watch is paused");
+                let mut peer = peer.borrow_mut();
+                let peer = peer.as_mut().expect("client");
+                peer.write_all(b" second").unwrap();
+                peer.shutdown(std::net::Shutdown::Write).unwrap();
+                let log = log.clone();
+                rt.set_timeout(Duration::from_millis(50), move |rt| {
+                    assert_eq!(log.borrow().as_slice(), b"first", "nothing read while paused");
+                    handle.resume_reading(rt).expect("resume");
+                });
+            });
+        })
+        .unwrap();
+    })
+    .expect("listen");
+    let mut stream = TcpStream::connect(listener.local_addr()).unwrap();
+    *slot.borrow_mut() = Some(listener);
+    stream.write_all(b"first").unwrap();
+    *client.borrow_mut() = Some(stream);
+    run_bounded(&mut rt, GUARD);
+    assert_eq!(
+        got.borrow().as_slice(),
+        b"first second",
+        "what came while paused was delivered"
+    );
+}
+
 macro_rules! net_tests {
     ($($backend:ident => $make:expr;)*) => {$(
         mod $backend {
@@ -545,6 +634,16 @@ macro_rules! net_tests {
             #[test]
             fn udp_roundtrip() {
                 super::udp_roundtrip(runtime(make()));
+            }
+
+            #[test]
+            fn half_open() {
+                super::half_open(runtime(make()));
+            }
+
+            #[test]
+            fn pause_reading() {
+                super::pause_reading(runtime(make()));
             }
         }
     )*};

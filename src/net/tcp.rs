@@ -17,11 +17,17 @@
 //!   writable, and the [`on_drain`](TcpConn::on_drain) callback runs when the kernel has taken
 //!   everything queued. At most [`ConnOptions::max_queued_bytes`] may wait: a write that would
 //!   exceed it is refused whole with `ErrorKind::QuotaExceeded`.
+//! - **Backpressure**: [`pause_reading`](TcpConn::pause_reading) stops reading (the peer's
+//!   data waits in the kernel and TCP flow control slows the peer), and
+//!   [`resume_reading`](TcpConn::resume_reading) delivers what came meanwhile. With nothing to
+//!   read or write the connection's watch is paused
+//!   ([`Runtime::pause_watch`](crate::runtime::Runtime::pause_watch)): it leaves the OS and
+//!   the high watermark, and keeps its idle deadline.
 //! - **End**: after EOF the connection closes itself once its queued writes are flushed (Node's
-//!   `allowHalfOpen: false`): half-open connections are not supported, since a level-triggered
-//!   backend would report the closed read side again and again. [`shutdown`](TcpConn::shutdown)
-//!   sends FIN after the queue is flushed and keeps reading; [`close`](TcpConn::close) closes at
-//!   once and discards what is queued.
+//!   `allowHalfOpen: false`), or, with [`ConnOptions::allow_half_open`], stays open for writing
+//!   until it is closed or shut down. [`shutdown`](TcpConn::shutdown) sends FIN after the queue
+//!   is flushed and keeps reading; [`close`](TcpConn::close) closes at once and discards what is
+//!   queued.
 //!
 //! Set the data callback from the connection callback ([`listen`]'s or [`connect`]'s): until
 //! one is set the connection does not read (data waits in the kernel; a level-triggered backend
@@ -91,6 +97,7 @@ pub struct ConnOptions {
     read_buffer: usize,
     max_queued_bytes: usize,
     nodelay: bool,
+    allow_half_open: bool,
 }
 
 impl Default for ConnOptions {
@@ -108,6 +115,7 @@ impl ConnOptions {
             read_buffer: DEFAULT_READ_BUFFER,
             max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
             nodelay: false,
+            allow_half_open: false,
         }
     }
 
@@ -133,6 +141,15 @@ impl ConnOptions {
     /// Sets `TCP_NODELAY` on the connection.
     pub fn nodelay(mut self, on: bool) -> ConnOptions {
         self.nodelay = on;
+        self
+    }
+
+    /// Keeps the connection open for writing after the peer's EOF (Node's `allowHalfOpen`).
+    /// Off by default: after EOF the connection closes once its queued bytes are written. On, it
+    /// stays until [`close`](TcpConn::close) (or until both directions are shut), its watch
+    /// paused while it has nothing to write; its idle deadline still applies.
+    pub fn allow_half_open(mut self, on: bool) -> ConnOptions {
+        self.allow_half_open = on;
         self
     }
 }
@@ -700,7 +717,9 @@ fn adopt<R: Reactor + 'static>(
             queue: Vec::new(),
             head: 0,
             max_queued: options.max_queued_bytes,
-            interest: Interest::READABLE,
+            interest: Some(Interest::READABLE),
+            reading_paused: false,
+            allow_half_open: options.allow_half_open,
             on_data: None,
             on_drain: None,
             want_drain: false,
@@ -769,8 +788,11 @@ pub struct TcpConn<R: Reactor + 'static> {
     queue: Vec<u8>,
     head: usize,
     max_queued: usize,
-    /// The interest last asked of the runtime.
-    interest: Interest,
+    /// The interest last asked of the runtime (`None`: the watch is paused).
+    interest: Option<Interest>,
+    /// [`pause_reading`](TcpConn::pause_reading) is in force.
+    reading_paused: bool,
+    allow_half_open: bool,
     on_data: Option<DataCallback<R>>,
     on_drain: Option<DrainCallback<R>>,
     /// A write was queued since the last drain.
@@ -967,14 +989,14 @@ impl<R: Reactor + 'static> TcpConn<R> {
         Ok(())
     }
 
-    /// The interest the connection needs now.
-    fn wanted_interest(&self) -> Interest {
-        if self.eof {
-            Interest::WRITABLE
-        } else if self.queued_bytes() > 0 {
-            Interest::BOTH
-        } else {
-            Interest::READABLE
+    /// The interest the connection needs now (`None`: nothing to wait for).
+    fn wanted_interest(&self) -> Option<Interest> {
+        let read = !self.eof && !self.reading_paused;
+        match (read, self.queued_bytes() > 0) {
+            (true, true) => Some(Interest::BOTH),
+            (true, false) => Some(Interest::READABLE),
+            (false, true) => Some(Interest::WRITABLE),
+            (false, false) => None,
         }
     }
 
@@ -983,9 +1005,29 @@ impl<R: Reactor + 'static> TcpConn<R> {
             return;
         }
         let wanted = self.wanted_interest();
-        if wanted != self.interest && rt.set_interest(self.id, wanted).is_ok() {
+        if wanted != self.interest && set_watch_interest(rt, self.id, self.interest, wanted).is_ok() {
             self.interest = wanted;
         }
+    }
+
+    /// Stops reading (backpressure: the peer's data waits in the kernel, and TCP flow control
+    /// slows the peer down) until [`resume_reading`](TcpConn::resume_reading). Queued writes
+    /// still go out.
+    pub fn pause_reading(&mut self, rt: &mut Runtime<R>) {
+        self.reading_paused = true;
+        self.apply_interest(rt);
+    }
+
+    /// Reads again after [`pause_reading`](TcpConn::pause_reading); data that arrived meanwhile
+    /// is delivered.
+    pub fn resume_reading(&mut self, rt: &mut Runtime<R>) {
+        self.reading_paused = false;
+        self.apply_interest(rt);
+    }
+
+    /// Whether reading is paused.
+    pub fn is_reading_paused(&self) -> bool {
+        self.reading_paused
     }
 
     /// Writes queued bytes; at the end of the queue runs a pending shutdown and the drain
@@ -1104,7 +1146,7 @@ fn read_ready<R: Reactor + 'static>(rt: &mut Runtime<R>, state: &mut ConnState<R
         bytes.resize(buf.size, 0);
     }
     for _ in 0..READS_PER_EVENT {
-        if conn.closed || conn.eof {
+        if conn.closed || conn.eof || conn.reading_paused {
             return;
         }
         if conn.on_data.is_none() {
@@ -1131,12 +1173,33 @@ fn read_ready<R: Reactor + 'static>(rt: &mut Runtime<R>, state: &mut ConnState<R
     let _ = rt.wake_watch(conn.id);
 }
 
+/// Moves a connection's watch from interest `old` to `wanted`: `None` pauses the watch (nothing
+/// to wait for), and leaving `None` resumes it.
+fn set_watch_interest<R: Reactor + 'static>(
+    rt: &mut Runtime<R>,
+    id: EventId,
+    old: Option<Interest>,
+    wanted: Option<Interest>,
+) -> io::Result<()> {
+    match wanted {
+        _ if wanted == old => Ok(()),
+        None => rt.pause_watch(id),
+        Some(interest) => {
+            rt.set_interest(id, interest)?;
+            if old.is_none() {
+                rt.resume_watch(id)?;
+            }
+            Ok(())
+        }
+    }
+}
+
 /// After an event: close a finished connection, or ask for the interest it needs.
 fn settle<R: Reactor + 'static>(rt: &mut Runtime<R>, conn: &mut TcpConn<R>) {
     if conn.closed {
         return;
     }
-    if conn.eof && conn.queued_bytes() == 0 {
+    if conn.eof && conn.queued_bytes() == 0 && (!conn.allow_half_open || conn.write_shut) {
         log::debug!("net: connection {} closed after EOF", conn.id);
         conn.close(rt);
         return;
@@ -1216,17 +1279,41 @@ impl Conn {
     /// As for [`TcpConn::write`]; `ErrorKind::NotFound` if the connection is closed or running
     /// its own callback.
     pub fn write<R: Reactor + 'static>(self, rt: &mut Runtime<R>, data: &[u8]) -> io::Result<()> {
-        let (wanted, changed) = self.with(rt, |conn| -> io::Result<_> {
+        let (old, wanted) = self.with(rt, |conn| -> io::Result<_> {
             conn.queue_write(data)?;
-            let wanted = conn.wanted_interest();
-            let changed = wanted != conn.interest;
-            conn.interest = wanted;
-            Ok((wanted, changed))
+            let old = conn.interest;
+            conn.interest = conn.wanted_interest();
+            Ok((old, conn.interest))
         })??;
-        if changed {
-            rt.set_interest(self.0, wanted)?;
-        }
-        Ok(())
+        set_watch_interest(rt, self.0, old, wanted)
+    }
+
+    /// [`TcpConn::pause_reading`].
+    ///
+    /// # Errors
+    ///
+    /// `ErrorKind::NotFound` if the connection is closed or running its own callback.
+    pub fn pause_reading<R: Reactor + 'static>(self, rt: &mut Runtime<R>) -> io::Result<()> {
+        self.set_reading_paused(rt, true)
+    }
+
+    /// [`TcpConn::resume_reading`].
+    ///
+    /// # Errors
+    ///
+    /// `ErrorKind::NotFound` if the connection is closed or running its own callback.
+    pub fn resume_reading<R: Reactor + 'static>(self, rt: &mut Runtime<R>) -> io::Result<()> {
+        self.set_reading_paused(rt, false)
+    }
+
+    fn set_reading_paused<R: Reactor + 'static>(self, rt: &mut Runtime<R>, paused: bool) -> io::Result<()> {
+        let (old, wanted) = self.with(rt, |conn| {
+            conn.reading_paused = paused;
+            let old = conn.interest;
+            conn.interest = conn.wanted_interest();
+            (old, conn.interest)
+        })?;
+        set_watch_interest(rt, self.0, old, wanted)
     }
 
     /// [`TcpConn::shutdown`].
