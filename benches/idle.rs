@@ -110,6 +110,26 @@ mod imp {
             );
             report.row(Row::new(kind.name(), "round trips/s, none idle", alone));
         }
+        if common::filter_admits(EchoServer::RuntimeWithTimers.name()) {
+            match measure_twins(EchoServer::RuntimeWithTimers, EchoServer::Runtime, &cfg) {
+                Ok(Ok((with_timers, alone))) => {
+                    report.row(
+                        Row::new(
+                            EchoServer::RuntimeWithTimers.name(),
+                            "round trips/s, 1 connection",
+                            &with_timers,
+                        )
+                        .vs("same server with no timer", &with_timers, &alone),
+                    );
+                    report.note(
+                        "pending timers: the runtime echo server with 1,000,000 timers due in an hour \
+                         (1,000 millisecond buckets) vs a twin with none, 1 connection x 64 B",
+                    );
+                }
+                Ok(Err(why)) => report.note(format!("pending timers: not measured: {why}")),
+                Err(e) => report.note(format!("pending timers: failed: {e}")),
+            }
+        }
         if !results.iter().any(|r| r.0 == EchoServer::Runtime) {
             report.row(
                 Row::new(EchoServer::Runtime.name(), "resident bytes/connection", &[])
@@ -120,6 +140,37 @@ mod imp {
     }
 
     type Figures = (Vec<f64>, Vec<f64>, Vec<f64>);
+
+    /// Per-round throughput of two twin servers.
+    type TwinRates = (Vec<f64>, Vec<f64>);
+
+    /// Ping-pong throughput of one connection on `a` and on `b`, interleaved.
+    fn measure_twins(a: EchoServer, b: EchoServer, cfg: &Config) -> io::Result<Result<TwinRates, String>> {
+        let mut servers = Vec::new();
+        for kind in [a, b] {
+            match kind.start()? {
+                Ok(s) => servers.push(s),
+                Err(why) => return Ok(Err(why)),
+            }
+        }
+        let addrs = [servers[0].1, servers[1].1];
+        let rates = interleave(cfg.rounds, 2, |_, i| {
+            let lc = LoadConfig {
+                addr: addrs[i],
+                conns: 1,
+                size: 64,
+                secs: cfg.secs,
+                warmup: Duration::from_millis(100),
+            };
+            loadgen::run(&lc).map_or(f64::NAN, |r| r.rtt_per_sec)
+        });
+        drop(servers);
+        let mut rates = rates.into_iter();
+        Ok(Ok((
+            rates.next().unwrap_or_default(),
+            rates.next().unwrap_or_default(),
+        )))
+    }
 
     fn measure(kind: EchoServer, n: usize, cfg: &Config) -> io::Result<Result<Figures, String>> {
         // Memory: a fresh server per round.

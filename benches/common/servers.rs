@@ -31,7 +31,13 @@ pub enum EchoServer {
     Mio,
     /// Node.js `net` with `socket.setTimeout(deadline)`.
     Node,
+    /// [`EchoServer::Runtime`] with [`PENDING_TIMERS`] timers pending beside its connections
+    /// (not in [`EchoServer::ALL`]: the idle bench compares it with the plain runtime server).
+    RuntimeWithTimers,
 }
+
+/// How many timers [`EchoServer::RuntimeWithTimers`] keeps pending.
+pub const PENDING_TIMERS: usize = 1_000_000;
 
 impl EchoServer {
     /// Every contender, the runtime first.
@@ -56,6 +62,7 @@ impl EchoServer {
             EchoServer::Tokio => "tokio current_thread",
             EchoServer::Mio => "hand-written mio (edge)",
             EchoServer::Node => "Node.js net (libuv)",
+            EchoServer::RuntimeWithTimers => "runtime net (default: mio), 1,000,000 timers pending",
         }
     }
 
@@ -66,6 +73,7 @@ impl EchoServer {
             EchoServer::Tokio => "tokio",
             EchoServer::Mio => "mio",
             EchoServer::Node => "node",
+            EchoServer::RuntimeWithTimers => "runtime-timers",
         }
     }
 
@@ -136,6 +144,7 @@ pub fn child_main(args: &[String]) -> io::Result<bool> {
         "mio" => mio_echo(listener, deadline, ready)?,
         "runtime" => runtime_echo(listener, deadline, ready)?,
         "runtime-polling" => runtime_polling_echo(listener, deadline, ready)?,
+        "runtime-timers" => runtime_timers_echo(listener, deadline, ready)?,
         other => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -158,6 +167,23 @@ pub fn runtime_echo(
     ready: impl FnOnce(),
 ) -> io::Result<()> {
     runtime_echo_on(Runtime::new()?, listener, deadline, ready)
+}
+
+/// [`runtime_echo`] with [`PENDING_TIMERS`] timers pending (due in an hour, spread over a
+/// second), to show that pending timers do not slow the dispatch of unrelated I/O.
+pub fn runtime_timers_echo(
+    listener: std::net::TcpListener,
+    deadline: Duration,
+    ready: impl FnOnce(),
+) -> io::Result<()> {
+    let mut rt = Runtime::new()?;
+    for i in 0..PENDING_TIMERS {
+        rt.set_timeout(
+            Duration::from_secs(3600) + Duration::from_micros(i as u64),
+            |_| {},
+        );
+    }
+    runtime_echo_on(rt, listener, deadline, ready)
 }
 
 /// [`runtime_echo`] on the `polling` adapter (`Builder::new().build_with(PollingReactor)`),
