@@ -144,6 +144,26 @@ mod imp {
     /// Per-round throughput of two twin servers.
     type TwinRates = (Vec<f64>, Vec<f64>);
 
+    /// Ping-pong throughput (1 connection x 64 B) of two servers, interleaved in rounds.
+    fn ping_pong_rounds(addrs: [std::net::SocketAddr; 2], name: &str, cfg: &Config) -> Vec<Vec<f64>> {
+        interleave(cfg.rounds, 2, |_, i| {
+            let lc = LoadConfig {
+                addr: addrs[i],
+                conns: 1,
+                size: 64,
+                secs: cfg.secs,
+                warmup: Duration::from_millis(100),
+            };
+            match loadgen::run(&lc) {
+                Ok(r) => r.rtt_per_sec,
+                Err(e) => {
+                    eprintln!("   {name}: {e}");
+                    f64::NAN
+                }
+            }
+        })
+    }
+
     /// Ping-pong throughput of one connection on `a` and on `b`, interleaved.
     fn measure_twins(a: EchoServer, b: EchoServer, cfg: &Config) -> io::Result<Result<TwinRates, String>> {
         let mut servers = Vec::new();
@@ -153,17 +173,7 @@ mod imp {
                 Err(why) => return Ok(Err(why)),
             }
         }
-        let addrs = [servers[0].1, servers[1].1];
-        let rates = interleave(cfg.rounds, 2, |_, i| {
-            let lc = LoadConfig {
-                addr: addrs[i],
-                conns: 1,
-                size: 64,
-                secs: cfg.secs,
-                warmup: Duration::from_millis(100),
-            };
-            loadgen::run(&lc).map_or(f64::NAN, |r| r.rtt_per_sec)
-        });
+        let rates = ping_pong_rounds([servers[0].1, servers[1].1], a.name(), cfg);
         drop(servers);
         let mut rates = rates.into_iter();
         Ok(Ok((
@@ -198,23 +208,7 @@ mod imp {
             Err(why) => return Ok(Err(why)),
         };
         let idle = open_idle(busy_addr, n)?;
-        let addrs = [busy_addr, quiet_addr];
-        let rates = interleave(cfg.rounds, 2, |_, i| {
-            let lc = LoadConfig {
-                addr: addrs[i],
-                conns: 1,
-                size: 64,
-                secs: cfg.secs,
-                warmup: Duration::from_millis(100),
-            };
-            match loadgen::run(&lc) {
-                Ok(r) => r.rtt_per_sec,
-                Err(e) => {
-                    eprintln!("   {}: {e}", kind.name());
-                    f64::NAN
-                }
-            }
-        });
+        let rates = ping_pong_rounds([busy_addr, quiet_addr], kind.name(), cfg);
         drop(busy);
         drop(quiet);
         drop(idle);

@@ -92,7 +92,7 @@ use inbox::{Inbox, JobOutput, Message};
 use pool::Pool;
 use timers::TimerQueue;
 use watch::{Entry, Once, Persistent};
-use watchers::{NewWatcher, State, Watchers};
+use watchers::{not_a_watch, NewWatcher, State, Watchers};
 
 /// A callback run once with the loop.
 type Callback<R> = Box<dyn FnOnce(&mut Runtime<R>)>;
@@ -626,11 +626,7 @@ impl<R: Reactor + 'static> Runtime<R> {
     }
 
     fn close_watch(&mut self, id: EventId, on_close: Option<Callback<R>>) -> io::Result<()> {
-        let slot = self
-            .watchers
-            .get_mut(id)
-            .filter(|s| !s.closing)
-            .ok_or_else(|| not_a_watch(id))?;
+        let slot = self.watchers.live(id)?;
         if slot.entry.is_none() {
             // Its callback is running: `after_callback` finishes the close.
             slot.closing = true;
@@ -666,11 +662,7 @@ impl<R: Reactor + 'static> Runtime<R> {
     /// `ErrorKind::NotFound` if `id` is not a live watch; the reactor's error if re-registering
     /// fails.
     pub fn set_interest(&mut self, id: EventId, interest: Interest) -> io::Result<()> {
-        let slot = self
-            .watchers
-            .get_mut(id)
-            .filter(|s| !s.closing)
-            .ok_or_else(|| not_a_watch(id))?;
+        let slot = self.watchers.live(id)?;
         if slot.interest == interest {
             return Ok(());
         }
@@ -710,11 +702,7 @@ impl<R: Reactor + 'static> Runtime<R> {
     ///
     /// `ErrorKind::NotFound` if `id` is not a live watch.
     pub fn pause_watch(&mut self, id: EventId) -> io::Result<()> {
-        let slot = self
-            .watchers
-            .get_mut(id)
-            .filter(|s| !s.closing)
-            .ok_or_else(|| not_a_watch(id))?;
+        let slot = self.watchers.live(id)?;
         if slot.entry.is_none() {
             slot.pause_pending = Some(true);
             return Ok(());
@@ -732,11 +720,7 @@ impl<R: Reactor + 'static> Runtime<R> {
     /// `ErrorKind::NotFound` if `id` is not a live watch; the reactor's error if registering
     /// fails (the watch stays paused).
     pub fn resume_watch(&mut self, id: EventId) -> io::Result<()> {
-        let slot = self
-            .watchers
-            .get_mut(id)
-            .filter(|s| !s.closing)
-            .ok_or_else(|| not_a_watch(id))?;
+        let slot = self.watchers.live(id)?;
         if slot.entry.is_none() {
             slot.pause_pending = Some(false);
             return Ok(());
@@ -796,11 +780,7 @@ impl<R: Reactor + 'static> Runtime<R> {
     ///
     /// `ErrorKind::NotFound` if `id` is not a live watch.
     pub fn wake_watch(&mut self, id: EventId) -> io::Result<()> {
-        let slot = self
-            .watchers
-            .get_mut(id)
-            .filter(|s| !s.closing)
-            .ok_or_else(|| not_a_watch(id))?;
+        let slot = self.watchers.live(id)?;
         let interest = slot.interest;
         self.fed.push_back(
             Event::new(id)
@@ -1153,10 +1133,6 @@ impl<R: Reactor + 'static> std::fmt::Debug for Runtime<R> {
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
-}
-
-fn not_a_watch(id: EventId) -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, format!("{id} is not a live watch"))
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> &str {

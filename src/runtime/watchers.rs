@@ -99,6 +99,11 @@ impl<E> Default for Watchers<E> {
     }
 }
 
+/// `ErrorKind::NotFound` for an id that is not a live watch.
+pub(crate) fn not_a_watch(id: EventId) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::NotFound, format!("{id} is not a live watch"))
+}
+
 fn split(id: EventId) -> (usize, usize) {
     (id.0 & INDEX_MASK, id.0 >> INDEX_BITS)
 }
@@ -146,6 +151,13 @@ impl<E> Watchers<E> {
     pub(crate) fn get_mut(&mut self, id: EventId) -> Option<&mut Slot<E>> {
         let (index, generation) = split(id);
         self.slots.get_mut(index).filter(|s| s.generation == generation)
+    }
+
+    /// A watcher that is not closing, or `ErrorKind::NotFound`.
+    pub(crate) fn live(&mut self, id: EventId) -> std::io::Result<&mut Slot<E>> {
+        self.get_mut(id)
+            .filter(|s| !s.closing)
+            .ok_or_else(|| not_a_watch(id))
     }
 
     /// Removes a watcher for good; the caller deregisters its entry first.
