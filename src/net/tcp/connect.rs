@@ -1,0 +1,90 @@
+//! Connecting without blocking, with a deadline.
+
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+
+use super::conn::{adopt, ReadBuffer};
+use super::*;
+use crate::runtime::Runtime;
+use crate::{Interest, Reactor};
+
+/// Connects to `addr` without blocking and calls `callback` with the connection, or with the
+/// error: `ConnectionRefused` when nothing listens there, `TimedOut` when the connect's
+/// deadline ([`ConnectOptions::timeout`], else the runtime's default) passes first, or another
+/// OS error. The callback always runs from the loop, never inside this call.
+///
+/// ```
+/// use portable_reactor::net::tcp::{self, ConnectOptions};
+/// use portable_reactor::runtime::Runtime;
+/// use std::time::Duration;
+///
+/// let mut rt = Runtime::new()?;
+/// // A port nothing listens on.
+/// let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+/// let opts = ConnectOptions::new().timeout(Duration::from_secs(5));
+/// tcp::connect(&mut rt, port, opts, |_, conn| {
+///     assert_eq!(conn.unwrap_err().kind(), std::io::ErrorKind::ConnectionRefused);
+/// })?;
+/// rt.run()?;
+/// # std::io::Result::Ok(())
+/// ```
+///
+/// # Errors
+///
+/// The runtime's error if the connecting socket cannot be watched (`QuotaExceeded`); the
+/// callback is then dropped unrun. Every other failure goes to the callback.
+pub fn connect<R, F>(
+    rt: &mut Runtime<R>,
+    addr: SocketAddr,
+    options: ConnectOptions,
+    callback: F,
+) -> io::Result<()>
+where
+    R: Reactor + 'static,
+    F: FnOnce(&mut Runtime<R>, io::Result<Conn>) + 'static,
+{
+    // mio's connect creates a non-blocking socket and treats EINPROGRESS / WSAEWOULDBLOCK as
+    // "in progress" on every OS.
+    let stream = match mio::net::TcpStream::connect(addr) {
+        Ok(stream) => stream,
+        Err(e) => {
+            rt.set_immediate(move |rt| callback(rt, Err(e)));
+            return Ok(());
+        }
+    };
+    #[cfg(unix)]
+    let stream = TcpStream::from(std::os::fd::OwnedFd::from(stream));
+    #[cfg(windows)]
+    let stream = TcpStream::from(std::os::windows::io::OwnedSocket::from(stream));
+    let id = rt.watch_once_with(
+        stream,
+        Interest::WRITABLE,
+        options.connect,
+        move |rt, stream, event| {
+            let connected = event.and_then(|_| match stream.take_error()? {
+                Some(e) => Err(e),
+                None => stream.peer_addr().map(drop),
+            });
+            match connected {
+                Ok(()) => {
+                    let buffer = ReadBuffer::new(options.conn.read_buffer);
+                    let conn = adopt(rt, stream, options.conn, buffer);
+                    if let Ok(conn) = &conn {
+                        log::debug!("net: connected to {addr} as {}", conn.0);
+                    }
+                    callback(rt, conn);
+                }
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => callback(
+                    rt,
+                    Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("connect to {addr} timed out"),
+                    )),
+                ),
+                Err(e) => callback(rt, Err(e)),
+            }
+        },
+    )?;
+    log::debug!("net: connecting to {addr} as {id}");
+    Ok(())
+}
