@@ -71,8 +71,9 @@ pub struct ReadmeDoctests;
 ///
 /// [`MioReactor`] on epoll and kqueue systems (Linux, Android, macOS, iOS, the BSDs): mio waits
 /// with one syscall per poll and is natively edge-triggered, which the runtime's persistent
-/// watches use. [`PollingReactor`] elsewhere (Windows, illumos, other Unix): it drives IOCP and
-/// event ports with native level and oneshot modes, where mio would need the adapter's re-arming.
+/// watches use. [`PollingReactor`] elsewhere (Windows, illumos, other Unix): it drives IOCP with
+/// native level and oneshot modes, where mio would need the adapter's re-arming, and illumos's
+/// native event ports, where mio would use the epoll emulation.
 #[cfg(any(
     target_os = "linux",
     target_os = "android",
@@ -88,8 +89,9 @@ pub type DefaultReactor = MioReactor;
 ///
 /// [`MioReactor`] on epoll and kqueue systems (Linux, Android, macOS, iOS, the BSDs): mio waits
 /// with one syscall per poll and is natively edge-triggered, which the runtime's persistent
-/// watches use. [`PollingReactor`] elsewhere (Windows, illumos, other Unix): it drives IOCP and
-/// event ports with native level and oneshot modes, where mio would need the adapter's re-arming.
+/// watches use. [`PollingReactor`] elsewhere (Windows, illumos, other Unix): it drives IOCP with
+/// native level and oneshot modes, where mio would need the adapter's re-arming, and illumos's
+/// native event ports, where mio would use the epoll emulation.
 #[cfg(not(any(
     target_os = "linux",
     target_os = "android",
