@@ -2,7 +2,7 @@
 //! backend.
 //!
 //! ```text
-//! cargo run --example echo -- [--backend polling|mio] [--addr 127.0.0.1:7000]
+//! cargo run --example echo -- [--backend default|polling|mio] [--addr 127.0.0.1:7000]
 //! RUST_LOG=debug cargo run --example echo      # log every accept and close
 //! ```
 //!
@@ -83,7 +83,7 @@ fn on_connection<R: Reactor + 'static>(rt: &mut Runtime<R>, conn: io::Result<Con
 
 fn main() {
     env_logger::init();
-    let mut backend = String::from("polling");
+    let mut backend = String::from("default");
     let mut addr: SocketAddr = "127.0.0.1:7000".parse().unwrap();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -115,6 +115,6 @@ fn run(backend: &str, addr: SocketAddr) -> io::Result<()> {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("echo: {problem}\nusage: echo [--backend polling|mio] [--addr HOST:PORT]");
+    eprintln!("echo: {problem}\nusage: echo [--backend default|polling|mio] [--addr HOST:PORT]");
     std::process::exit(2);
 }

@@ -1,7 +1,7 @@
 //! A TCP echo server on the bare [`Reactor`] trait: no runtime, one `poll` loop, any backend.
 //!
 //! ```text
-//! cargo run --example echo_reactor -- [--backend polling|mio] [--addr 127.0.0.1:7000]
+//! cargo run --example echo_reactor -- [--backend default|polling|mio] [--addr 127.0.0.1:7000]
 //! ```
 //!
 //! It prints `echo_reactor: listening on ADDR (BACKEND: MECHANISM, MODE)` once bound and runs
@@ -38,7 +38,7 @@ impl Conn {
 
 fn main() {
     env_logger::init();
-    let mut backend = String::from("polling");
+    let mut backend = String::from("default");
     let mut addr: SocketAddr = "127.0.0.1:7000".parse().unwrap();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -58,7 +58,9 @@ fn main() {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("echo_reactor: {problem}\nusage: echo_reactor [--backend polling|mio] [--addr HOST:PORT]");
+    eprintln!(
+        "echo_reactor: {problem}\nusage: echo_reactor [--backend default|polling|mio] [--addr HOST:PORT]"
+    );
     std::process::exit(2);
 }
 
