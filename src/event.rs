@@ -258,13 +258,55 @@ pub struct Events {
 }
 
 impl Events {
-    /// An empty buffer that holds up to `capacity` events. A capacity of 0 is taken as 1.
+    /// The largest capacity a buffer can have: 65,536 events (1 MiB), more than any OS
+    /// returns from one wait in practice (Linux caps `epoll_wait` far above what a loop can
+    /// dispatch between two waits; larger buffers only hold memory).
+    pub const MAX_CAPACITY: usize = 1 << 16;
+
+    /// An empty buffer that holds up to `capacity` events.
+    ///
+    /// A capacity of 0 is taken as 1, and one above [`MAX_CAPACITY`](Events::MAX_CAPACITY) as
+    /// `MAX_CAPACITY`, so this never panics or aborts; [`try_with_capacity`](Events::try_with_capacity)
+    /// rejects such sizes instead.
+    ///
+    /// ```
+    /// use portable_reactor::Events;
+    /// assert_eq!(Events::with_capacity(0).capacity(), 1);
+    /// assert_eq!(Events::with_capacity(usize::MAX).capacity(), Events::MAX_CAPACITY);
+    /// ```
     pub fn with_capacity(capacity: usize) -> Events {
-        let capacity = capacity.max(1);
+        let capacity = capacity.clamp(1, Events::MAX_CAPACITY);
         Events {
             list: Vec::with_capacity(capacity),
             capacity,
         }
+    }
+
+    /// An empty buffer that holds exactly `capacity` events.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](std::io::ErrorKind::InvalidInput) when `capacity` is 0 or
+    /// above [`MAX_CAPACITY`](Events::MAX_CAPACITY).
+    ///
+    /// ```
+    /// use portable_reactor::Events;
+    /// assert_eq!(Events::try_with_capacity(64)?.capacity(), 64);
+    /// let err = Events::try_with_capacity(1 << 40).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn try_with_capacity(capacity: usize) -> std::io::Result<Events> {
+        if capacity == 0 || capacity > Events::MAX_CAPACITY {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "events capacity {capacity} is outside 1..={}",
+                    Events::MAX_CAPACITY
+                ),
+            ));
+        }
+        Ok(Events::with_capacity(capacity))
     }
 
     /// The most events one poll can return into this buffer.

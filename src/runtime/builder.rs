@@ -121,7 +121,8 @@ impl Builder {
         self
     }
 
-    /// The most events one poll returns (at least 1).
+    /// The most events one poll returns, in `1..=`[`Events::MAX_CAPACITY`](crate::Events::MAX_CAPACITY)
+    /// (checked by [`build`](Builder::build)).
     pub fn events_capacity(mut self, events: usize) -> Builder {
         self.events_capacity = events;
         self
@@ -132,7 +133,8 @@ impl Builder {
     /// # Errors
     ///
     /// `ErrorKind::InvalidInput` for a setting out of range (threads not in 1..=1024, a high
-    /// watermark of 0 or above the most watchers a runtime can index, an events capacity of 0,
+    /// watermark of 0 or above the most watchers a runtime can index, an events capacity of 0 or
+    /// above [`Events::MAX_CAPACITY`](crate::Events::MAX_CAPACITY),
     /// a malformed `PORTABLE_REACTOR_THREADS`); the OS error if the reactor cannot be created.
     pub fn build(self) -> io::Result<Runtime<DefaultReactor>> {
         let config = self.config()?;
@@ -173,9 +175,8 @@ impl Builder {
                 super::watchers::MAX_WATCHERS
             )));
         }
-        if self.events_capacity == 0 {
-            return Err(invalid("events capacity must be at least 1".into()));
-        }
+        // Checked here, so an unallocatable size is an error rather than an abort.
+        crate::Events::try_with_capacity(self.events_capacity)?;
         Ok(Config {
             threads,
             io_timeout: self.io_timeout,
@@ -223,6 +224,8 @@ mod tests {
             Builder::new().threads(1025),
             Builder::new().high_watermark(0),
             Builder::new().events_capacity(0),
+            Builder::new().events_capacity(crate::Events::MAX_CAPACITY + 1),
+            Builder::new().events_capacity(1 << 40),
         ] {
             assert_eq!(builder.config().unwrap_err().kind(), io::ErrorKind::InvalidInput);
         }
