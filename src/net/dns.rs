@@ -44,14 +44,35 @@ where
     resolve_with(rt, host, port, Some(DEFAULT_TIMEOUT), callback)
 }
 
+/// The longest host name [`resolve`] accepts: 253 bytes (RFC 1035), not counting a final dot.
+pub const MAX_NAME: usize = 253;
+
 /// Resolves `host` to socket addresses with `port` on the thread pool and calls `callback`
-/// with them (never empty), or with an error naming the host: the resolver's (a name that does
-/// not resolve, e.g. `NotFound`/`Other` kinds depending on the OS), `NotFound` if it resolved to
-/// no address, or `TimedOut` when `timeout` passes first (`None`: no deadline).
+/// with them (never empty), or with an error naming the host: `NotFound` if the resolver
+/// cannot resolve it or it resolved to no address (std's view of the system resolver does not
+/// tell a name that does not exist from a resolver that cannot be reached, so both are
+/// `NotFound`), or `TimedOut` when `timeout` passes first (`None`: no deadline).
+///
+/// `host` is an IP address literal (`127.0.0.1`, `::1`) or a host name: at most [`MAX_NAME`]
+/// bytes, dot-separated labels of 1 to 63 bytes each, of ASCII letters, digits, `-` and `_`
+/// (other non-ASCII bytes are left to the resolver).
 ///
 /// # Errors
 ///
-/// The pool's error if no pool thread could be started; the callback is then dropped unrun.
+/// `ErrorKind::InvalidInput` for a `host` that is neither (empty, too long, an empty or
+/// too long label, a space, `:` outside an IPv6 literal, ...); the pool's error if no pool
+/// thread could be started. The callback is then dropped unrun.
+///
+/// ```
+/// use portable_reactor::net::dns;
+/// use portable_reactor::runtime::Runtime;
+/// let mut rt = Runtime::new()?;
+/// for bad in ["", "::::", "a..b", &"x".repeat(300)] {
+///     let err = dns::resolve(&mut rt, bad, 80, |_, _| unreachable!()).unwrap_err();
+///     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{bad:?}");
+/// }
+/// # std::io::Result::Ok(())
+/// ```
 pub fn resolve_with<R, F>(
     rt: &mut Runtime<R>,
     host: &str,
@@ -63,6 +84,7 @@ where
     R: Reactor + 'static,
     F: FnOnce(&mut Runtime<R>, io::Result<Vec<SocketAddr>>) + 'static,
 {
+    check_host(host)?;
     let slot = Rc::new(RefCell::new(Some(callback)));
     let timer = Rc::new(Cell::new(None));
     let name = host.to_owned();
@@ -82,7 +104,14 @@ where
             if let Some(t) = done_timer.take() {
                 rt.clear_timer(t);
             }
-            let result = result.and_then(|r| r).and_then(|addrs| {
+            // std reports getaddrinfo's failures as `Uncategorized`, which users cannot match.
+            let result = result.and_then(|r| {
+                r.map_err(|e| match e.kind() {
+                    io::ErrorKind::InvalidInput | io::ErrorKind::TimedOut => e,
+                    _ => io::Error::new(io::ErrorKind::NotFound, e),
+                })
+            });
+            let result = result.and_then(|addrs| {
                 if addrs.is_empty() {
                     Err(io::Error::new(io::ErrorKind::NotFound, "resolved to no address"))
                 } else {
@@ -111,4 +140,30 @@ where
         timer.set(Some(id));
     }
     Ok(())
+}
+
+/// Refuses what is neither an IP address literal nor a host name (see [`resolve_with`]).
+fn check_host(host: &str) -> io::Result<()> {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    let problem = if name.is_empty() {
+        Some("is empty".to_owned())
+    } else if name.len() > MAX_NAME {
+        Some(format!("is longer than {MAX_NAME} bytes"))
+    } else if let Some(label) = name.split('.').find(|l| l.is_empty() || l.len() > 63) {
+        Some(format!("has a label of {} bytes (1 to 63 allowed)", label.len()))
+    } else {
+        name.bytes()
+            .find(|&b| b.is_ascii() && !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.'))
+            .map(|b| format!("contains {:?}", b as char))
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("host name {host:?} {problem}"),
+        )),
+    }
 }

@@ -63,6 +63,63 @@ use std::io;
 
 use crate::EventId;
 
+/// The largest read buffer ([`tcp::ConnOptions::read_buffer`]) and receive buffer
+/// ([`udp::UdpOptions::recv_buffer`]) a socket can have: 16 MiB, above any kernel socket
+/// buffer's default limit, so a larger buffer would never fill. `listen`, `connect` and `bind`
+/// refuse a larger setting with `ErrorKind::InvalidInput`.
+pub const MAX_BUFFER: usize = 16 * 1024 * 1024;
+
+/// Checks a buffer size against [`MAX_BUFFER`].
+fn check_buffer(what: &str, bytes: usize) -> io::Result<()> {
+    if bytes > MAX_BUFFER {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{what} of {bytes} bytes is above net::MAX_BUFFER ({MAX_BUFFER} bytes)"),
+        ));
+    }
+    Ok(())
+}
+
+/// A zeroed buffer of `bytes` bytes, or `ErrorKind::OutOfMemory` if it cannot be allocated
+/// (never an abort: the size may come from a setting, and the moment from a peer's bytes).
+fn alloc_buffer(buf: &mut Vec<u8>, bytes: usize) -> io::Result<()> {
+    if buf.len() < bytes {
+        buf.try_reserve_exact(bytes - buf.len()).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!("cannot allocate a buffer of {bytes} bytes: {e}"),
+            )
+        })?;
+        buf.resize(bytes, 0);
+    }
+    Ok(())
+}
+
+/// Gives the socket errors std leaves without a stable `ErrorKind` (`Uncategorized` cannot be
+/// matched by users) the kind the docs promise: a send without a destination is
+/// `NotConnected`, a datagram too long for the socket (or, on Windows, for the receive
+/// buffer) is `InvalidInput`.
+fn normalize_socket_error(e: io::Error) -> io::Error {
+    #[cfg(unix)]
+    const CODES: [(i32, io::ErrorKind); 2] = [
+        (libc::EDESTADDRREQ, io::ErrorKind::NotConnected),
+        (libc::EMSGSIZE, io::ErrorKind::InvalidInput),
+    ];
+    // WSAEDESTADDRREQ, WSAEMSGSIZE.
+    #[cfg(windows)]
+    const CODES: [(i32, io::ErrorKind); 2] = [
+        (10039, io::ErrorKind::NotConnected),
+        (10040, io::ErrorKind::InvalidInput),
+    ];
+    match e
+        .raw_os_error()
+        .and_then(|code| CODES.iter().find(|(c, _)| *c == code))
+    {
+        Some(&(_, kind)) => io::Error::new(kind, e),
+        None => e,
+    }
+}
+
 /// The error of a handle whose watch is gone or is running its own callback.
 fn not_reachable(what: &str, id: EventId) -> io::Error {
     io::Error::new(

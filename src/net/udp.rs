@@ -4,7 +4,7 @@
 //! Datagrams are not queued: a send the kernel cannot take now fails with `WouldBlock` (the
 //! datagram is dropped, as UDP may do anyway). Each received datagram is passed to the callback
 //! as a slice of the socket's receive buffer, allocated once; a datagram longer than the buffer
-//! is truncated (on Windows the receive fails with an error instead). Receive errors (e.g.
+//! is truncated (on Windows the receive fails with `InvalidInput` instead). Receive errors (e.g.
 //! `ConnectionRefused` / `ConnectionReset` after an ICMP port unreachable) are passed to the
 //! callback and the socket stays open; only the watch's deadline (`TimedOut`) ends it.
 
@@ -12,7 +12,7 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 
-use super::{delegate_source, not_reachable};
+use super::{alloc_buffer, check_buffer, delegate_source, normalize_socket_error, not_reachable};
 use crate::runtime::{Runtime, WatchOptions};
 use crate::{Event, EventId, Interest, Reactor};
 
@@ -60,7 +60,9 @@ impl UdpOptions {
         self
     }
 
-    /// The receive buffer's size (at least 1 byte).
+    /// The receive buffer's size: at least 1 byte (0 is taken as 1), at most
+    /// [`MAX_BUFFER`](super::MAX_BUFFER) (checked by [`bind`]). A datagram longer than the
+    /// buffer is truncated on Unix and fails with `InvalidInput` on Windows.
     pub fn recv_buffer(mut self, bytes: usize) -> UdpOptions {
         self.recv_buffer = bytes.max(1);
         self
@@ -117,7 +119,9 @@ impl<R: Reactor + 'static> fmt::Debug for UdpState<R> {
 ///
 /// # Errors
 ///
-/// The OS error if the socket cannot be bound; the runtime's error if it cannot be watched.
+/// `ErrorKind::InvalidInput` if the receive buffer is above [`MAX_BUFFER`](super::MAX_BUFFER),
+/// `OutOfMemory` if it cannot be allocated; the OS error if the socket cannot be bound; the
+/// runtime's error if it cannot be watched.
 pub fn bind<R, F>(
     rt: &mut Runtime<R>,
     addr: SocketAddr,
@@ -128,12 +132,15 @@ where
     R: Reactor + 'static,
     F: FnMut(&mut Runtime<R>, &UdpSocket, io::Result<(&[u8], SocketAddr)>) + 'static,
 {
+    check_buffer("the UDP receive buffer", options.recv_buffer)?;
+    let mut buf = Vec::new();
+    alloc_buffer(&mut buf, options.recv_buffer)?;
     let socket = UdpSocket::bind(addr)?;
     socket.set_nonblocking(true)?;
     let local = socket.local_addr()?;
     let state = UdpState {
         socket,
-        buf: vec![0; options.recv_buffer].into_boxed_slice(),
+        buf: buf.into_boxed_slice(),
         on_message: Box::new(on_message),
     };
     let id = rt.watch_with(state, Interest::READABLE, options.watch, udp_event::<R>)?;
@@ -157,7 +164,7 @@ fn udp_event<R: Reactor + 'static>(
             Ok((n, from)) => (state.on_message)(rt, &state.socket, Ok((&state.buf[..n], from))),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => (state.on_message)(rt, &state.socket, Err(e)),
+            Err(e) => (state.on_message)(rt, &state.socket, Err(normalize_socket_error(e))),
         }
     }
     // More may be waiting: be called back in the next iteration, after the other ready watches
@@ -198,15 +205,18 @@ impl Udp {
     ///
     /// # Errors
     ///
-    /// `WouldBlock` if the kernel cannot take it now (it is not queued); the OS error;
-    /// `ErrorKind::NotFound` if the socket is closed or running its own callback.
+    /// `WouldBlock` if the kernel cannot take it now (it is not queued); `InvalidInput` if it is
+    /// longer than the socket can send in one datagram (e.g. 65,507 bytes for IPv4); the OS
+    /// error; `ErrorKind::NotFound` if the socket is closed or running its own callback.
     pub fn send_to<R: Reactor + 'static>(
         self,
         rt: &mut Runtime<R>,
         data: &[u8],
         addr: SocketAddr,
     ) -> io::Result<usize> {
-        self.with(rt, |socket| socket.send_to(data, addr))?
+        self.with(rt, |socket| {
+            socket.send_to(data, addr).map_err(normalize_socket_error)
+        })?
     }
 
     /// Sets the default peer: [`send`](Udp::send) goes to it, and only its datagrams are
@@ -225,7 +235,7 @@ impl Udp {
     ///
     /// As for [`send_to`](Udp::send_to); `NotConnected` without [`connect`](Udp::connect).
     pub fn send<R: Reactor + 'static>(self, rt: &mut Runtime<R>, data: &[u8]) -> io::Result<usize> {
-        self.with(rt, |socket| socket.send(data))?
+        self.with(rt, |socket| socket.send(data).map_err(normalize_socket_error))?
     }
 
     /// The local address.

@@ -459,8 +459,9 @@ fn read_ready<R: Reactor + 'static>(rt: &mut Runtime<R>, state: &mut ConnState<R
         Some(bytes) => bytes,
         None => &mut own,
     };
-    if bytes.len() < buf.size {
-        bytes.resize(buf.size, 0);
+    if let Err(e) = crate::net::alloc_buffer(bytes, buf.size) {
+        conn.fail(rt, e);
+        return;
     }
     for _ in 0..READS_PER_EVENT {
         if conn.closed || conn.eof || conn.reading_paused {

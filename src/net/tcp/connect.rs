@@ -31,7 +31,8 @@ use crate::{Interest, Reactor};
 ///
 /// # Errors
 ///
-/// The runtime's error if the connecting socket cannot be watched (`QuotaExceeded`); the
+/// `ErrorKind::InvalidInput` for a read buffer above [`MAX_BUFFER`](crate::net::MAX_BUFFER);
+/// the runtime's error if the connecting socket cannot be watched (`QuotaExceeded`). The
 /// callback is then dropped unrun. Every other failure goes to the callback.
 pub fn connect<R, F>(
     rt: &mut Runtime<R>,
@@ -43,6 +44,7 @@ where
     R: Reactor + 'static,
     F: FnOnce(&mut Runtime<R>, io::Result<Conn>) + 'static,
 {
+    options.conn.check()?;
     // mio's connect creates a non-blocking socket and treats EINPROGRESS / WSAEWOULDBLOCK as
     // "in progress" on every OS.
     let stream = match mio::net::TcpStream::connect(addr) {

@@ -153,7 +153,8 @@ impl Listener {
 ///
 /// # Errors
 ///
-/// The OS error if the socket cannot be created, bound (`AddrInUse`, ...) or put to listen;
+/// `ErrorKind::InvalidInput` for a read buffer above [`MAX_BUFFER`](crate::net::MAX_BUFFER);
+/// the OS error if the socket cannot be created, bound (`AddrInUse`, ...) or put to listen;
 /// the runtime's error if it cannot be watched (`QuotaExceeded`).
 pub fn listen<R, F>(
     rt: &mut Runtime<R>,
@@ -165,6 +166,7 @@ where
     R: Reactor + 'static,
     F: FnMut(&mut Runtime<R>, io::Result<Conn>) + 'static,
 {
+    options.conn.check()?;
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     #[cfg(unix)]
     if options.reuse_address {
@@ -180,7 +182,8 @@ where
 ///
 /// # Errors
 ///
-/// The OS error if the socket cannot be made non-blocking or has no local address; the
+/// `ErrorKind::InvalidInput` for a read buffer above [`MAX_BUFFER`](crate::net::MAX_BUFFER);
+/// the OS error if the socket cannot be made non-blocking or has no local address; the
 /// runtime's error if it cannot be watched.
 pub fn listen_on<R, F>(
     rt: &mut Runtime<R>,
@@ -192,6 +195,7 @@ where
     R: Reactor + 'static,
     F: FnMut(&mut Runtime<R>, io::Result<Conn>) + 'static,
 {
+    options.conn.check()?;
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
     let shared = Rc::new(ListenerShared {

@@ -49,6 +49,7 @@ pub use conn::{Conn, ConnState, TcpConn};
 pub use connect::connect;
 pub use listener::{listen, listen_on, Listener, ListenerStats};
 
+use std::io;
 use std::time::Duration;
 
 use crate::runtime::WatchOptions;
@@ -119,11 +120,20 @@ impl ConnOptions {
         self
     }
 
-    /// The size of the read buffer (at least 1 byte): allocated on the first read, shared by the
-    /// connections of one listener, owned by a connection made with [`connect`].
+    /// The size of the read buffer: at least 1 byte (0 is taken as 1), at most
+    /// [`MAX_BUFFER`](crate::net::MAX_BUFFER) (checked by [`listen`] and [`connect`], which
+    /// refuse a larger one with `InvalidInput`). Allocated on the first read, shared by the
+    /// connections of one listener, owned by a connection made with [`connect`]. If it cannot
+    /// be allocated then, the connection's data callback gets `ErrorKind::OutOfMemory` and the
+    /// connection closes (the process never aborts).
     pub fn read_buffer(mut self, bytes: usize) -> ConnOptions {
         self.read_buffer = bytes.max(1);
         self
+    }
+
+    /// Checks what cannot be honoured: a read buffer above [`MAX_BUFFER`](crate::net::MAX_BUFFER).
+    fn check(&self) -> io::Result<()> {
+        crate::net::check_buffer("the read buffer", self.read_buffer)
     }
 
     /// The most bytes a connection may hold queued for the kernel.
