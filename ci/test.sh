@@ -86,12 +86,16 @@ apt_install() {
     [ -z "$missing" ] && return 0
     command -v apt-get >/dev/null 2>&1 || { echo "apt-get not available to install:$missing" >&2; return 1; }
     if ! is_root && [ -z "$SUDO" ]; then echo "not root and no sudo to install:$missing" >&2; return 1; fi
+    # Wait for another apt/dpkg (a second leg, a developer's shell, unattended upgrades)
+    # rather than failing at once on its lock.
+    local lock="-o DPkg::Lock::Timeout=600"
     if [ -z "$APT_UPDATED" ]; then
-        run $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q || return 1
+        # shellcheck disable=SC2086
+        run $SUDO env DEBIAN_FRONTEND=noninteractive apt-get $lock update -q || return 1
         APT_UPDATED=1
     fi
     # shellcheck disable=SC2086
-    run $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing
+    run $SUDO env DEBIAN_FRONTEND=noninteractive apt-get $lock install -y -q $missing
 }
 
 # ensure_target T: rustup target add T unless installed; skip the leg if not possible.
