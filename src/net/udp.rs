@@ -235,7 +235,17 @@ impl Udp {
     ///
     /// As for [`send_to`](Udp::send_to); `NotConnected` without [`connect`](Udp::connect).
     pub fn send<R: Reactor + 'static>(self, rt: &mut Runtime<R>, data: &[u8]) -> io::Result<usize> {
-        self.with(rt, |socket| socket.send(data).map_err(normalize_socket_error))?
+        self.with(rt, |socket| {
+            socket.send(data).map_err(|e| {
+                // Which error an unconnected send gets differs (EDESTADDRREQ on Unix,
+                // WSAENOTCONN or WSAEINVAL on Windows and Wine): ask the socket, on the error
+                // path only, so the kind is the documented one everywhere.
+                match socket.peer_addr() {
+                    Err(peer) if peer.kind() == io::ErrorKind::NotConnected => peer,
+                    _ => normalize_socket_error(e),
+                }
+            })
+        })?
     }
 
     /// The local address.
