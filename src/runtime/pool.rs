@@ -9,6 +9,10 @@ use crate::sync::lock;
 use std::thread;
 
 use super::inbox::{Inbox, JobOutput, Message};
+use super::{panic_message, Runtime};
+use crate::Reactor;
+use std::any::Any;
+use std::io;
 
 /// A job: computes a boxed value on a pool thread.
 pub(crate) type Work = Box<dyn FnOnce() -> Box<dyn std::any::Any + Send> + Send>;
@@ -140,5 +144,55 @@ fn worker<Rt>(shared: &Shared, inbox: &Inbox<Rt>) {
         lock(&shared.jobs).running -= 1;
         // A closed inbox means the runtime is gone: the result has nowhere to go.
         let _ = inbox.push(Message::Done(id, output));
+    }
+}
+impl<R: Reactor + 'static> Runtime<R> {
+    /// Runs `work` on the thread pool and `callback` with its result on the loop thread.
+    ///
+    /// Jobs start in submission order. A job that panics gives its callback an error of
+    /// `ErrorKind::Other` with the panic message; the pool keeps its threads.
+    ///
+    /// ```
+    /// use portable_reactor::runtime::Runtime;
+    /// let mut rt = Runtime::new()?;
+    /// rt.spawn_blocking(|| (1..=10u64).product::<u64>(), |_, result| {
+    ///     assert_eq!(result.unwrap(), 3_628_800);
+    /// })?;
+    /// rt.spawn_blocking(|| -> u8 { panic!("boom") }, |_, result| {
+    ///     assert_eq!(result.unwrap_err().kind(), std::io::ErrorKind::Other);
+    /// })?;
+    /// rt.run()?;
+    /// # std::io::Result::Ok(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The OS error if no pool thread could be started; the job is dropped unrun.
+    pub fn spawn_blocking<T: Send + 'static>(
+        &mut self,
+        work: impl FnOnce() -> T + Send + 'static,
+        callback: impl FnOnce(&mut Self, io::Result<T>) + 'static,
+    ) -> io::Result<()> {
+        let key = self
+            .jobs
+            .insert(Box::new(move |rt: &mut Self, output: JobOutput| {
+                let result = match output {
+                    Ok(value) => match value.downcast::<T>() {
+                        Ok(value) => Ok(*value),
+                        Err(_) => Err(io::Error::other("blocking job returned a value of another type")),
+                    },
+                    Err(panic) => Err(io::Error::other(format!(
+                        "blocking job panicked: {}",
+                        panic_message(&*panic)
+                    ))),
+                };
+                callback(rt, result);
+            }));
+        let work: Work = Box::new(move || Box::new(work()) as Box<dyn Any + Send>);
+        if let Err(e) = self.pool.submit(key as u64, work, &self.inbox) {
+            drop(self.jobs.remove(key));
+            return Err(e);
+        }
+        Ok(())
     }
 }
