@@ -10,43 +10,96 @@ use super::Runtime;
 use crate::{Event, EventId, Events, Reactor};
 
 impl<R: Reactor + 'static> Runtime<R> {
-    /// Runs the loop until nothing referenced is left or [`stop`](Runtime::stop) is called.
+    /// Runs the loop until nothing referenced is left or [`stop`](Runtime::stop) is called
+    /// (libuv's `UV_RUN_DEFAULT`).
+    ///
+    /// If `stop` was called before `run`, it returns at once without running anything, as
+    /// libuv does (`loop_stop_before_run`); [`is_alive`](Runtime::is_alive) says whether work is
+    /// left. Every return clears the stop flag, so the next `run` goes on.
     ///
     /// # Errors
     ///
     /// The reactor's poll error; the loop can be run again after it.
     pub fn run(&mut self) -> io::Result<()> {
-        self.stopped = false;
-        self.run_ticks();
-        while self.is_alive() && !self.stopped {
-            self.iterate()?;
-        }
-        Ok(())
+        self.run_mode(RunMode::Default).map(drop)
     }
 
-    /// Runs one iteration, blocking in the poll phase if nothing else is due. Returns whether
-    /// anything referenced is left.
+    /// Runs one iteration (libuv's `UV_RUN_ONCE`): pending callbacks, the poll phase (blocking
+    /// until an event, the next timer or the next deadline if nothing else is due), check,
+    /// close callbacks, then the timers that are due, so a timer that comes due while the poll
+    /// waits runs in this call. Returns whether anything referenced is left.
+    ///
+    /// ```
+    /// use portable_reactor::runtime::Runtime;
+    /// use std::time::Duration;
+    /// let mut rt = Runtime::new()?;
+    /// rt.set_timeout(Duration::ZERO, |_| println!("fired"));
+    /// assert!(!rt.run_once()?, "the timer ran in this call and nothing is left");
+    /// # std::io::Result::Ok(())
+    /// ```
     ///
     /// # Errors
     ///
     /// The reactor's poll error.
     pub fn run_once(&mut self) -> io::Result<bool> {
-        self.run_ticks();
-        self.iterate()?;
-        Ok(self.is_alive())
+        self.run_mode(RunMode::Once)
     }
 
-    pub(super) fn iterate(&mut self) -> io::Result<()> {
+    /// Runs one iteration without blocking (libuv's `UV_RUN_NOWAIT`): as
+    /// [`run_once`](Runtime::run_once), but the poll phase only takes what is ready. For a loop
+    /// embedded in another one: call it when the reactor is readable or a timer of the outer
+    /// loop fires. Returns whether anything referenced is left.
+    ///
+    /// # Errors
+    ///
+    /// The reactor's poll error.
+    pub fn run_nowait(&mut self) -> io::Result<bool> {
+        self.run_mode(RunMode::NoWait)
+    }
+
+    fn run_mode(&mut self, mode: RunMode) -> io::Result<bool> {
+        if self.stopped {
+            self.stopped = false;
+            return Ok(self.is_alive());
+        }
+        self.run_ticks();
+        let mut alive = self.is_alive();
+        if mode == RunMode::Default && alive {
+            // As libuv: timers due before the first poll run before it; after that they run at
+            // the end of each iteration.
+            self.update_time();
+            self.run_timers();
+            self.run_deadlines();
+        }
+        let mut result = Ok(());
+        while alive && !self.stopped {
+            result = self.iterate(mode);
+            alive = self.is_alive();
+            if result.is_err() || mode != RunMode::Default {
+                break;
+            }
+        }
+        self.stopped = false;
+        result.map(|()| alive)
+    }
+
+    pub(super) fn iterate(&mut self, mode: RunMode) -> io::Result<()> {
         self.ticks_run += 1;
-        self.update_time();
-        self.run_timers();
-        self.run_deadlines();
         self.run_pending();
         self.admit_queued();
-        let timeout = self.poll_timeout();
+        let timeout = match mode {
+            RunMode::NoWait => Some(Duration::ZERO),
+            RunMode::Default | RunMode::Once => self.poll_timeout(),
+        };
         self.poll_io(timeout)?;
-        self.run_check();
-        self.run_closes();
+        let ran_check = self.run_check();
+        let ran_closes = self.run_closes();
+        if ran_check || ran_closes {
+            // The poll phase refreshed the loop time; callbacks since then may have taken long.
+            self.update_time();
+        }
+        self.run_timers();
+        self.run_deadlines();
         if log::log_enabled!(log::Level::Trace) {
             let s = self.stats();
             log::trace!(
@@ -132,13 +185,11 @@ impl<R: Reactor + 'static> Runtime<R> {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        // Whole milliseconds, rounded up, like libuv: timers due within the same millisecond
-        // run in one iteration instead of one wake-up each, and none runs early.
-        next.map(|at| {
-            let wait = at.saturating_duration_since(Instant::now());
-            let millis = wait.as_nanos().div_ceil(1_000_000);
-            Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX))
-        })
+        // The exact time left: the timer queue already batches a millisecond's timers under
+        // its latest deadline, and the reactor never returns before the timeout (backends
+        // that wait in whole milliseconds round it up themselves). Rounding here too made
+        // every timer a millisecond late.
+        next.map(|at| at.saturating_duration_since(Instant::now()))
     }
 
     pub(super) fn poll_io(&mut self, timeout: Option<Duration>) -> io::Result<()> {
@@ -242,8 +293,10 @@ impl<R: Reactor + 'static> Runtime<R> {
         }
     }
 
-    pub(super) fn run_check(&mut self) {
-        for _ in 0..self.immediates.len() {
+    /// Runs the immediates queued before the phase began. Returns whether any ran.
+    pub(super) fn run_check(&mut self) -> bool {
+        let queued = self.immediates.len();
+        for _ in 0..queued {
             let Some((id, callback)) = self.immediates.pop_front() else {
                 break;
             };
@@ -253,15 +306,33 @@ impl<R: Reactor + 'static> Runtime<R> {
             callback(self);
             self.run_ticks();
         }
+        queued > 0
     }
 
-    pub(super) fn run_closes(&mut self) {
-        for _ in 0..self.closes.len() {
-            let Some(callback) = self.closes.pop_front() else {
-                break;
-            };
+    /// Runs the close callbacks queued before the phase began, last in first out (libuv's
+    /// order: its closing handles are a stack). Returns whether any ran.
+    pub(super) fn run_closes(&mut self) -> bool {
+        if self.closes.is_empty() {
+            return false;
+        }
+        // Closes queued by these callbacks go to `closes` and wait for the next iteration;
+        // the two queues swap so that neither allocates in steady state.
+        std::mem::swap(&mut self.closes, &mut self.closing);
+        while let Some(callback) = self.closing.pop_back() {
             callback(self);
             self.run_ticks();
         }
+        true
     }
+}
+
+/// How far [`Runtime::run_mode`] runs, as libuv's `uv_run_mode`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(super) enum RunMode {
+    /// Until nothing referenced is left or `stop`.
+    Default,
+    /// One iteration, blocking in the poll phase if nothing else is due.
+    Once,
+    /// One iteration that never blocks.
+    NoWait,
 }

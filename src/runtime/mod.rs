@@ -8,14 +8,13 @@
 //!
 //! # Phases
 //!
-//! Each iteration runs these phases in libuv's order; the next-tick queue drains after every
-//! single callback, in every phase.
+//! Each iteration runs these phases in libuv's order (libuv 1.45 and later); the next-tick
+//! queue drains after every single callback, in every phase.
 //!
 //! ```text
+//!          run(): timers due before the first poll run here, once
 //!    ┌───────────────────────────┐
-//! ┌─>│ timers                    │  due timers (collected before any runs), then expired deadlines
-//! │  ├───────────────────────────┤
-//! │  │ pending callbacks         │  fed events (wake_watch), I/O errors deferred from the last iteration
+//! ┌─>│ pending callbacks         │  fed events (wake_watch), I/O errors deferred from the last iteration
 //! │  ├───────────────────────────┤
 //! │  │ idle / prepare            │  admit queued watches; compute the poll timeout
 //! │  ├───────────────────────────┤
@@ -23,17 +22,28 @@
 //! │  ├───────────────────────────┤
 //! │  │ check                     │  immediates queued before the phase began
 //! │  ├───────────────────────────┤
-//! └──┤ close callbacks           │
+//! │  │ close callbacks           │  last in, first out
+//! │  ├───────────────────────────┤
+//! └──┤ timers                    │  due timers (collected before any runs), then expired deadlines
 //!    └───────────────────────────┘
 //! ```
 //!
 //! | phase | runs | callbacks added during the phase |
 //! |---|---|---|
-//! | timers | timers due at the loop time (millisecond resolution), in deadline then insertion order; then watches past their deadline get `TimedOut` | a timer started here waits for the next iteration (delays are at least [`MIN_DELAY`]) |
 //! | pending | events fed by [`wake_watch`](Runtime::wake_watch), then errors from re-arming or admitting a watch | next iteration |
-//! | poll | blocks until the next timer or deadline, or not at all when immediates, next-ticks, pending or close callbacks wait, when stopped, or when nothing referenced is left | — |
+//! | poll | blocks until the next timer or deadline, or not at all when immediates, next-ticks, pending or close callbacks wait, when stopped, when nothing referenced is left, or in [`run_nowait`](Runtime::run_nowait) | — |
 //! | check | [`set_immediate`](Runtime::set_immediate) callbacks | an immediate set here waits for the next iteration |
-//! | close | [`close_with`](Runtime::close_with) callbacks | next iteration |
+//! | close | [`close_with`](Runtime::close_with) callbacks, the last queued first (libuv's closing handles are a stack) | next iteration |
+//! | timers | timers due at the loop time, in deadline then insertion order; then watches past their deadline get `TimedOut` | a timer started here waits for the next iteration (delays are at least [`MIN_DELAY`]) |
+//!
+//! Timers end the iteration, as in libuv: [`run_once`](Runtime::run_once) that blocks for a
+//! timer also runs it before it returns. [`run`](Runtime::run) starts with the timers phase
+//! once, so timers already due run before the first poll.
+//!
+//! A timer never runs before its delay has passed. Timers whose deadlines fall within the same
+//! millisecond run together, when the latest of them is due; a timer alone in its millisecond
+//! runs at its deadline, as precisely as the reactor waits (`mio`, poll(2) and IOCP wait in
+//! whole milliseconds, rounded up; `polling` on epoll and kqueue to the nanosecond).
 //!
 //! [`run`](Runtime::run) returns when nothing referenced is left: timers and watches not
 //! [unref'd](Runtime::unref_timer), pool jobs, immediates, next-ticks, pending and close
@@ -105,8 +115,9 @@ type Callback<R> = Box<dyn FnOnce(&mut Runtime<R>)>;
 /// What a pool job's result is delivered to.
 type JobCallback<R> = Box<dyn FnOnce(&mut Runtime<R>, JobOutput)>;
 
-/// The shortest delay, as in Node: a timer set for less (0 included) waits a millisecond, so a
-/// timer started from a timer callback always waits for the next iteration.
+/// The shortest delay, as in Node: a timer set for less (0 included) waits a millisecond (and
+/// not more: the deadline is exact, see the [module docs](self)), so a timer started from a
+/// timer callback always waits for the next iteration.
 pub const MIN_DELAY: Duration = Duration::from_millis(1);
 
 /// The deadline `after` past `now`, saturating far in the future instead of overflowing.
@@ -134,6 +145,8 @@ pub struct Runtime<R: Reactor + 'static = DefaultReactor> {
     /// Events fed to watches by [`Runtime::wake_watch`], dispatched in the pending phase.
     fed: VecDeque<Event>,
     closes: VecDeque<Callback<R>>,
+    /// The close callbacks the close phase is running (see `run_closes`).
+    closing: VecDeque<Callback<R>>,
     watchers: Watchers<Box<dyn Entry<R>>>,
     pool: Pool,
     jobs: Slab<JobCallback<R>>,
@@ -189,6 +202,7 @@ impl<R: Reactor + 'static> Runtime<R> {
             pending: VecDeque::new(),
             fed: VecDeque::new(),
             closes: VecDeque::new(),
+            closing: VecDeque::new(),
             watchers: Watchers::default(),
             jobs: Slab::new(),
             inbox,

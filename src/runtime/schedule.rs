@@ -40,8 +40,9 @@ impl<R: Reactor + 'static, F: FnMut(&mut Runtime<R>) + 'static> Timer<R> for Int
 pub struct ImmediateId(u64);
 
 impl<R: Reactor + 'static> Runtime<R> {
-    /// Runs `callback` once, no earlier than `delay` (at least [`MIN_DELAY`]) from now, with
-    /// millisecond resolution. Equal delays fire in the order they were set. O(log b) for `b`
+    /// Runs `callback` once, no earlier than `delay` (at least [`MIN_DELAY`]) from now; timers
+    /// due within the same millisecond run together. Equal delays fire in the order they were
+    /// set. O(log b) for `b`
     /// distinct pending milliseconds.
     pub fn set_timeout(&mut self, delay: Duration, callback: impl FnOnce(&mut Self) + 'static) -> TimerId {
         let deadline = deadline_after(Instant::now(), delay.max(MIN_DELAY));

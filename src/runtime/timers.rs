@@ -1,8 +1,10 @@
 //! The timer queue: timers bucketed by their deadline's millisecond.
 //!
-//! Deadlines are rounded up to whole milliseconds from the loop's epoch (as in libuv and Node,
-//! so a timer never fires early), and each millisecond that has timers owns one bucket: a vector
-//! in insertion order, in an ordered map. Starting a timer appends to its bucket; firing walks
+//! Each millisecond (from the loop's epoch) that holds a timer's deadline owns one bucket: a
+//! vector in insertion order, in an ordered map. A bucket is due when the latest deadline in it
+//! has passed, so timers due within the same millisecond run together (one wake-up, as in
+//! libuv), none runs early, and a timer alone in its millisecond runs at its exact deadline
+//! (the deadline is not rounded up to a whole millisecond: that cost a millisecond per timer). Starting a timer appends to its bucket; firing walks
 //! the due buckets front to back; both touch memory sequentially and cost O(log b) for `b`
 //! non-empty milliseconds, not O(log n) heap sifts over every timer. Clearing finds the timer by
 //! binary search in its bucket (entries are sorted by insertion order) and leaves a tombstone; a
@@ -52,6 +54,8 @@ impl<T> Entry<T> {
 
 struct Bucket<T> {
     live: usize,
+    /// The latest deadline in the bucket, in nanoseconds since the epoch: when it is due.
+    due: u64,
     entries: Vec<Entry<T>>,
 }
 
@@ -93,35 +97,32 @@ impl<T> TimerQueue<T> {
         }
     }
 
-    /// The millisecond bucket of `deadline`, rounded up (u64 arithmetic: this runs per timer).
-    fn bucket_of(&self, deadline: Instant) -> u64 {
-        let since = deadline.saturating_duration_since(self.epoch);
-        let millis = since
+    /// `at` in nanoseconds since the epoch (saturating: u64 nanoseconds last 584 years).
+    fn nanos(&self, at: Instant) -> u64 {
+        let since = at.saturating_duration_since(self.epoch);
+        since
             .as_secs()
-            .saturating_mul(1000)
-            .saturating_add(u64::from(since.subsec_nanos().div_ceil(1_000_000)));
-        millis.min(REPEATING - 1)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(since.subsec_nanos()))
     }
 
-    /// The millisecond `now` falls in (rounded down).
-    fn current_bucket(&self, now: Instant) -> u64 {
-        let since = now.saturating_duration_since(self.epoch);
-        let millis = since
-            .as_secs()
-            .saturating_mul(1000)
-            .saturating_add(u64::from(since.subsec_millis()));
-        millis.min(REPEATING - 1)
+    /// The millisecond bucket of a time in nanoseconds since the epoch (rounded down).
+    fn bucket_of(nanos: u64) -> u64 {
+        (nanos / 1_000_000).min(REPEATING - 1)
     }
 
     fn push(&mut self, deadline: Instant, value: T, refed: bool, interval: Option<u64>) -> (u64, u64) {
-        let bucket = self.bucket_of(deadline);
+        let at = self.nanos(deadline);
+        let bucket = Self::bucket_of(at);
         let order = self.next_order;
         self.next_order += 1;
         let slot = self.buckets.entry(bucket).or_insert_with(|| Bucket {
             live: 0,
+            due: at,
             entries: Vec::new(),
         });
         slot.live += 1;
+        slot.due = slot.due.max(at);
         let mut flagged = order;
         if !refed {
             flagged |= UNREF;
@@ -271,22 +272,23 @@ impl<T> TimerQueue<T> {
         self.live
     }
 
-    /// When the earliest non-empty bucket is due.
+    /// When the earliest non-empty bucket is due (the latest deadline in it).
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        let (&bucket, _) = self.buckets.first_key_value()?;
-        Some(self.epoch + Duration::from_millis(bucket))
+        let (_, bucket) = self.buckets.first_key_value()?;
+        Some(self.epoch + Duration::from_nanos(bucket.due))
     }
 
     /// Takes the next timer due at `now`: buckets in deadline order, each in insertion order.
     ///
     /// Timers started while due ones run land in later buckets (every delay is at least a
-    /// millisecond, rounded up), so they wait for the next call with a later `now`.
+    /// millisecond, and a due bucket's millisecond has begun), so they wait for the next call
+    /// with a later `now`.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(TimerId, T)> {
-        let due = self.current_bucket(now);
+        let now = self.nanos(now);
         loop {
             let mut first = self.buckets.first_entry()?;
             let bucket = *first.key();
-            if bucket > due {
+            if first.get().due > now {
                 return None;
             }
             if self.cursor.0 != bucket {
@@ -339,24 +341,36 @@ mod tests {
         let a = q.insert(t0 + ms(5), "a");
         q.insert(t0 + ms(1), "b");
         q.insert(t0 + ms(5), "c");
-        q.insert(t0 + ms(5) + Duration::from_nanos(1), "d, rounded up to 6 ms");
+        q.insert(t0 + ms(5) + Duration::from_nanos(1), "d, same millisecond");
+        q.insert(t0 + ms(6) + Duration::from_micros(300), "e");
+        assert_eq!(q.next_deadline(), Some(t0 + ms(1)), "exact, not rounded up");
         assert_eq!(
             q.pop_due(t0 + ms(5) - Duration::from_nanos(1)).map(|(_, v)| v),
             Some("b")
         );
         assert_eq!(
-            q.pop_due(t0 + ms(5) - Duration::from_nanos(1)),
-            None,
-            "never early"
+            q.next_deadline(),
+            Some(t0 + ms(5) + Duration::from_nanos(1)),
+            "a millisecond's bucket is due at its latest deadline"
         );
+        assert_eq!(q.pop_due(t0 + ms(5)), None, "never early, d included");
         let mut order = Vec::new();
-        while let Some((_, v)) = q.pop_due(t0 + ms(5)) {
+        while let Some((_, v)) = q.pop_due(t0 + ms(5) + Duration::from_nanos(1)) {
             order.push(v);
         }
-        assert_eq!(order, ["a", "c"]);
+        assert_eq!(
+            order,
+            ["a", "c", "d, same millisecond"],
+            "batched, in insertion order"
+        );
         assert!(!q.cancel(a), "a fired already");
         assert_eq!(q.len(), 1);
-        assert_eq!(q.next_deadline(), Some(t0 + ms(6)));
+        assert_eq!(q.next_deadline(), Some(t0 + ms(6) + Duration::from_micros(300)));
+        assert_eq!(q.pop_due(t0 + ms(6) + Duration::from_micros(299)), None);
+        assert_eq!(
+            q.pop_due(t0 + ms(6) + Duration::from_micros(300)).map(|(_, v)| v),
+            Some("e")
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests (`mod util;` in each test file).
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod recording;
+
 use std::io::{self, Read};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};

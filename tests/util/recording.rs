@@ -1,0 +1,72 @@
+//! A reactor wrapper that records the timeout of every `poll`, to check what the runtime asks
+//! the OS for without timing anything.
+
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use portable_reactor::{BorrowedSource, EventId, Events, Hints, Interest, Mechanism, Mode, Reactor, Waker};
+
+/// Forwards everything to `inner` and appends each poll's timeout to `polls`.
+pub struct Recording<R> {
+    pub inner: R,
+    pub polls: Arc<Mutex<Vec<Option<Duration>>>>,
+}
+
+impl<R: Reactor> Recording<R> {
+    /// The wrapper and the shared log of poll timeouts.
+    pub fn new(inner: R) -> (Self, Arc<Mutex<Vec<Option<Duration>>>>) {
+        let polls = Arc::new(Mutex::new(Vec::new()));
+        (
+            Recording {
+                inner,
+                polls: polls.clone(),
+            },
+            polls,
+        )
+    }
+}
+
+impl<R: Reactor> Reactor for Recording<R> {
+    unsafe fn register(
+        &self,
+        source: BorrowedSource<'_>,
+        id: EventId,
+        interest: Interest,
+        mode: Mode,
+    ) -> io::Result<()> {
+        // SAFETY: forwarded with the caller's guarantees unchanged.
+        unsafe { self.inner.register(source, id, interest, mode) }
+    }
+    fn reregister(
+        &self,
+        source: BorrowedSource<'_>,
+        id: EventId,
+        interest: Interest,
+        mode: Mode,
+    ) -> io::Result<()> {
+        self.inner.reregister(source, id, interest, mode)
+    }
+    fn deregister(&self, source: BorrowedSource<'_>) -> io::Result<()> {
+        self.inner.deregister(source)
+    }
+    fn poll(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
+        self.polls.lock().unwrap().push(timeout);
+        self.inner.poll(events, timeout)
+    }
+    fn waker(&self) -> Waker {
+        self.inner.waker()
+    }
+    fn mechanism(&self) -> Mechanism {
+        self.inner.mechanism()
+    }
+    fn supports(&self, mode: Mode) -> bool {
+        self.inner.supports(mode)
+    }
+    fn hints(&self) -> Hints {
+        self.inner.hints()
+    }
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+}
