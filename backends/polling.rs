@@ -244,7 +244,17 @@ impl Reactor for PollingReactor {
             book.end_report();
             native.overflow = book.has_overflow();
             drop(book);
-            waited?;
+            if let Err(e) = waited {
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    // polling's poll(2) backend: `notify` sets its flag before it writes the
+                    // notifier pipe, and a wait that sees the flag first reads the empty pipe
+                    // and returns that read's `EAGAIN`. A wake came: return, do not fail.
+                    woken.store(false, Ordering::Release);
+                    log::trace!("polling: the wait returned WouldBlock: a wake");
+                    return Ok(true);
+                }
+                return Err(e);
+            }
             // A plain load first: no locked read-modify-write unless a wake came.
             let woken = woken.load(Ordering::Relaxed) && woken.swap(false, Ordering::AcqRel);
             Ok(!events.is_empty() || woken)

@@ -55,7 +55,7 @@ pub struct Hints {
 /// | `poll(Some(t))` | never returns before `t` has passed unless an event or a wake came; spurious wake-ups and `EINTR` are retried |
 /// | `poll(None)` | blocks until an event or a wake |
 /// | cross-thread (de)registration | takes effect for a poll already blocked in another thread |
-/// | waker | cloneable, `Send + Sync`, coalescing; a wake before `poll` makes it return at once; no event is reported for it |
+/// | waker | cloneable, `Send + Sync`, coalescing; a wake before `poll` makes it return at once; no event is reported for it; a wake makes `poll` return, never fail |
 /// | after `deregister` | no event for that source, even with data in flight |
 ///
 /// # Backends
@@ -98,6 +98,10 @@ pub struct Hints {
 ///   does not fit and reports it first on the next polls (dropped if the source is
 ///   re-registered or deregistered meanwhile), so nothing is lost and level sources do not
 ///   starve.
+/// - **A wake never fails a poll** (polling on poll(2)): `polling`'s `notify` sets its flag
+///   before it writes the notifier pipe, so a wait that starts in between reads an empty pipe
+///   and returns `WouldBlock`; the adapter takes a `WouldBlock` from the wait for the wake it
+///   is, and returns.
 /// - **Wakes coalesce** (mio on IOCP): each `mio::Waker::wake` posts a completion packet; the
 ///   adapter only forwards the first wake until a poll consumes it.
 /// - **Resets under Wine** (IOCP): the reset is reported (`AFD_POLL_ABORT`, so `read_closed`
@@ -187,7 +191,8 @@ pub trait Reactor: Send + Sync {
     ///
     /// # Errors
     ///
-    /// The OS error of the wait, other than `EINTR` (which is retried).
+    /// The OS error of the wait, other than `EINTR` (which is retried). A wake, however it
+    /// races with the wait, makes `poll` return `Ok`, never an error.
     fn poll(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize>;
 
     /// A handle that wakes this reactor's `poll` from any thread.

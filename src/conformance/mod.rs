@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 
 use crate::{AsSource, Event, EventId, Events, Interest, Mode, Reactor};
 
+mod contention;
 mod hints;
 mod modes;
 mod readiness;
@@ -47,6 +48,7 @@ mod sockets;
 mod threads;
 mod timeouts;
 
+pub use contention::*;
 pub use hints::*;
 pub use modes::*;
 pub use readiness::*;
@@ -193,6 +195,8 @@ macro_rules! conformance_suite {
                 wakes_coalesce,
                 waker_surfaces_no_event,
                 poll_without_timeout_returns_on_event,
+                // contention
+                wake_storm_never_fails_poll,
                 // hints
                 mechanism_matches_target_os,
                 healthy_sockets_carry_no_hints,
