@@ -302,7 +302,10 @@ impl Reactor for MioReactor {
 
     fn poll(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
         events.clear();
-        let mut guard = lock(&self.state);
+        let Some(mut guard) = adapter::lock_for_poll(&self.state, timeout) else {
+            log::trace!("mio: poll(ZERO) while another thread polls: no events");
+            return Ok(0);
+        };
         let PollState {
             poll,
             events: native,

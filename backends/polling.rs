@@ -196,7 +196,10 @@ impl Reactor for PollingReactor {
 
     fn poll(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
         events.clear();
-        let mut guard = lock(&self.native);
+        let Some(mut guard) = adapter::lock_for_poll(&self.native, timeout) else {
+            log::trace!("polling: poll(ZERO) while another thread polls: no events");
+            return Ok(0);
+        };
         let native = &mut *guard;
         if native.events.capacity().get() != events.capacity() {
             // Only when the caller switches to a buffer of another size: never in steady state.

@@ -35,8 +35,10 @@ pub struct Hints {
 /// The trait is object safe (`Box<dyn Reactor>` is a `Reactor`, so the backend can be chosen at
 /// run time with [`reactor_by_name`](crate::reactor_by_name)), `Send + Sync`, and every method
 /// takes `&self`: one thread may block in [`poll`](Reactor::poll) while others register,
-/// re-register, deregister or wake. Only one thread polls at a time (a second caller waits for
-/// the first).
+/// re-register, deregister or wake. Only one thread polls at a time: a second caller with a
+/// timeout other than zero waits for the first to return; `poll(Some(Duration::ZERO))` never
+/// waits: while another thread polls, it returns `Ok(0)` at once, with no events (what is
+/// ready is reported by the other thread's poll or a later one).
 ///
 /// # Contract
 ///
@@ -51,7 +53,7 @@ pub struct Hints {
 /// | unsupported [`Mode`] | `ErrorKind::Unsupported`, nothing registered |
 /// | reregister | replaces id, interest and mode; re-arms a oneshot; readiness already pending is reported under the new id only |
 /// | `poll` | clears `Events`, fills at most its capacity; the rest is reported by later polls, nothing lost or duplicated |
-/// | `poll(Some(Duration::ZERO))` | never blocks |
+/// | `poll(Some(Duration::ZERO))` | never blocks, not even behind another thread's poll (then it returns `Ok(0)`, no events) |
 /// | `poll(Some(t))` | never returns before `t` has passed unless an event or a wake came; spurious wake-ups and `EINTR` are retried |
 /// | `poll(None)` | blocks until an event or a wake |
 /// | cross-thread (de)registration | takes effect for a poll already blocked in another thread |
@@ -187,7 +189,9 @@ pub trait Reactor: Send + Sync {
     ///
     /// `timeout`: `None` blocks until an event or a wake; `Some(Duration::ZERO)` never blocks;
     /// `Some(t)` returns no earlier than `t` unless an event or a wake came first. Returning
-    /// with no event means the timeout passed or a wake came.
+    /// with no event means the timeout passed or a wake came, or (zero timeout only) that
+    /// another thread was polling: a zero-timeout poll does not wait for it, and returns
+    /// `Ok(0)` at once. Other callers wait for the poll in progress to return first.
     ///
     /// # Errors
     ///

@@ -1,10 +1,13 @@
-//! Polls under contention: a storm of wakes from other threads.
+//! Polls under contention: a storm of wakes from other threads, and a zero-timeout poll while
+//! another thread's poll blocks.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::scaled;
+use super::threads::blocked_for;
 use crate::{Events, Reactor};
 
 /// How many threads wake the reactor in [`wake_storm_never_fails_poll`].
@@ -61,4 +64,49 @@ pub fn wake_storm_never_fails_poll<R: Reactor>(make: impl Fn() -> R) {
         }
         log::debug!("wake storm: {polls} polls in {storm:?}, none failed");
     });
+}
+
+/// `poll(Some(Duration::ZERO))` never blocks, not even behind another thread's poll: while one
+/// thread blocks in a poll (timeout 1 s, scaled), another thread's zero-timeout poll returns
+/// within 200 ms (scaled), with no event (nothing is ready).
+pub fn zero_timeout_does_not_wait_for_a_blocked_poll<R: Reactor>(make: impl Fn() -> R) {
+    let reactor = make();
+    let long = scaled(Duration::from_secs(1));
+    let limit = scaled(Duration::from_millis(200));
+    for round in 0..3 {
+        let (polling, about_to_poll) = mpsc::channel::<()>();
+        let (took, zero_returned, blocked_returned, zero_events) = thread::scope(|s| {
+            let blocked = s.spawn(|| {
+                let mut events = Events::with_capacity(8);
+                polling.send(()).expect("the other thread is gone");
+                reactor.poll(&mut events, Some(long)).expect("blocked poll");
+                Instant::now()
+            });
+            about_to_poll.recv().expect("the blocked poll's thread failed");
+            // Let the other poll block (see the `threads` module docs).
+            thread::sleep(blocked_for());
+            let mut events = Events::with_capacity(8);
+            let start = Instant::now();
+            reactor
+                .poll(&mut events, Some(Duration::ZERO))
+                .expect("poll(ZERO) during another thread's poll");
+            let took = start.elapsed();
+            let zero_returned = Instant::now();
+            // End the other poll early.
+            reactor.waker().wake().expect("wake");
+            let blocked_returned = blocked.join().expect("the blocked poll's thread panicked");
+            (took, zero_returned, blocked_returned, events.len())
+        });
+        assert!(
+            took < limit,
+            "round {round}: poll(Some(Duration::ZERO)) took {took:?} while another thread's poll \
+             blocked (limit {limit:?}): a zero timeout never blocks, not even behind another poll"
+        );
+        assert!(
+            blocked_returned > zero_returned,
+            "round {round}: the other thread's poll({long:?}) had returned before the zero-timeout \
+             poll did, so it was not blocked"
+        );
+        assert_eq!(zero_events, 0, "round {round}: nothing is ready");
+    }
 }

@@ -197,6 +197,7 @@ macro_rules! conformance_suite {
                 poll_without_timeout_returns_on_event,
                 // contention
                 wake_storm_never_fails_poll,
+                zero_timeout_does_not_wait_for_a_blocked_poll,
                 // hints
                 mechanism_matches_target_os,
                 healthy_sockets_carry_no_hints,
