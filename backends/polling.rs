@@ -293,6 +293,8 @@ impl Reactor for PollingReactor {
                 peer_reset_error: true,
                 connect_refused_error: true,
                 pipe_writer_dropped_read_closed: true,
+                // The writer of a pipe without a reader is `EPOLLERR`/`POLLERR` alone: no HUP.
+                pipe_reader_dropped_write_closed: false,
             },
             // AFD: ABORT is reported as HUP, CONNECT_FAIL as an error.
             Mechanism::Iocp => Hints {
@@ -302,6 +304,7 @@ impl Reactor for PollingReactor {
                 peer_reset_error: false,
                 connect_refused_error: true,
                 pipe_writer_dropped_read_closed: false,
+                pipe_reader_dropped_write_closed: false,
             },
             // `polling` passes no EV_EOF or error information through on kqueue.
             Mechanism::Kqueue => Hints::default(),

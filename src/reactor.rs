@@ -27,6 +27,9 @@ pub struct Hints {
     /// When the last writer of a pipe is dropped, the reader's event carries `is_read_closed`
     /// (Unix only; pipes are not sources on Windows).
     pub pipe_writer_dropped_read_closed: bool,
+    /// When the reader of a pipe is dropped, the writer's event carries `is_write_closed`
+    /// (Unix only).
+    pub pipe_reader_dropped_write_closed: bool,
 }
 
 /// A readiness reactor: register sources under caller-chosen [`EventId`]s, poll, get the ids
@@ -81,11 +84,14 @@ pub struct Hints {
 /// | peer reset: `error` | ✓ | ✓ | – | – | ✓ | – | – |
 /// | refused connect: `error` | ✓ | ✓ | – | ✓ | ✓ | ✓ | ✓ |
 /// | pipe writer dropped: `read_closed` | ✓ | ✓ | – | n/a | ✓ | ✓ | n/a |
+/// | pipe reader dropped: `write_closed` | – | – | – | n/a | ✓ | ✓ | n/a |
+/// | connected UDP, ICMP port unreachable: `write_closed` | never | never | never | never | never | never | never |
 ///
 /// The portability suite checks every ✓ on epoll, poll(2) and IOCP (under Wine); the kqueue
 /// and event-ports cells follow what the `polling` and `mio` sources guarantee. On every
-/// backend an event on a healthy socket carries no hint, and the peer's `shutdown(Write)` never
-/// sets `write_closed` or `error`.
+/// backend an event on a healthy socket carries no hint, the peer's `shutdown(Write)` never
+/// sets `write_closed` or `error`, and a UDP socket that got an ICMP error (its next send
+/// works) may carry `error` but never `write_closed` (checked on Unix).
 ///
 /// # Normalisations
 ///
@@ -104,6 +110,11 @@ pub struct Hints {
 ///   before it writes the notifier pipe, so a wait that starts in between reads an empty pipe
 ///   and returns `WouldBlock`; the adapter takes a `WouldBlock` from the wait for the wake it
 ///   is, and returns.
+/// - **No `write_closed` for a socket error alone** (mio on epoll): mio sets `write_closed`
+///   for `EPOLLERR` without `EPOLLHUP`, which is right for a pipe whose reader is gone but
+///   wrong for a socket (a UDP socket that got an ICMP error still sends). The adapter asks at
+///   registration whether the source is a socket (`fstat`), and drops `write_closed` from a
+///   socket's error event that carries no hang-up (no `read_closed`).
 /// - **Wakes coalesce** (mio on IOCP): each `mio::Waker::wake` posts a completion packet; the
 ///   adapter only forwards the first wake until a poll consumes it.
 /// - **Resets under Wine** (IOCP): the reset is reported (`AFD_POLL_ABORT`, so `read_closed`

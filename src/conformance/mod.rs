@@ -206,6 +206,10 @@ macro_rules! conformance_suite {
                 refused_connect_hints,
                 #[cfg(unix)]
                 pipe_writer_dropped_hints,
+                #[cfg(unix)]
+                pipe_reader_dropped_hints,
+                #[cfg(unix)]
+                udp_unreachable_hints,
                 // timeouts
                 zero_timeout_never_blocks,
                 timeout_is_never_early,
