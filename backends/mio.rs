@@ -53,6 +53,9 @@ const WAKER: Token = Token(usize::MAX);
 struct Handle {
     #[cfg(unix)]
     fd: RawSource,
+    /// Whether the fd is a socket, asked once at registration (see [`translate`]).
+    #[cfg(unix)]
+    is_socket: bool,
     #[cfg(windows)]
     socket: std::mem::ManuallyDrop<mio::net::TcpStream>,
 }
@@ -64,7 +67,10 @@ impl Handle {
     unsafe fn new(raw: RawSource) -> Handle {
         #[cfg(unix)]
         {
-            Handle { fd: raw }
+            Handle {
+                fd: raw,
+                is_socket: is_socket(raw),
+            }
         }
         #[cfg(windows)]
         {
@@ -75,6 +81,18 @@ impl Handle {
             Handle {
                 socket: std::mem::ManuallyDrop::new(socket),
             }
+        }
+    }
+
+    /// Whether the source is a socket: on Windows every source is.
+    fn is_socket(&self) -> bool {
+        #[cfg(unix)]
+        {
+            self.is_socket
+        }
+        #[cfg(windows)]
+        {
+            true
         }
     }
 
@@ -100,6 +118,20 @@ impl Drop for Handle {
     }
 }
 
+/// Whether `fd` is a socket (`fstat`'s `S_IFSOCK`); `false` if `fstat` fails.
+#[cfg(unix)]
+fn is_socket(fd: RawSource) -> bool {
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `fstat` only writes a `stat` through the pointer, which points to room for one;
+    // an fd that is not open is an `EBADF` error, not undefined behaviour.
+    if unsafe { libc::fstat(fd, stat.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    // SAFETY: `fstat` succeeded, so it initialised the `stat`.
+    let mode = unsafe { stat.assume_init() }.st_mode;
+    mode & libc::S_IFMT == libc::S_IFSOCK
+}
+
 fn mio_interest(interest: Interest) -> mio::Interest {
     match (interest.is_readable(), interest.is_writable()) {
         (true, true) => mio::Interest::READABLE | mio::Interest::WRITABLE,
@@ -115,8 +147,19 @@ fn mio_interest(interest: Interest) -> mio::Interest {
 /// writable: the next read or write tells what happened, and a caller that only looks at
 /// `is_readable` must still be woken. So a read-closed or error event counts as readable, and a
 /// write-closed or error event as writable, for the directions the registration asked for.
-fn translate(id: EventId, interest: Interest, ev: &mio::event::Event) -> Event {
-    let (error, read_closed, write_closed) = (ev.is_error(), ev.is_read_closed(), ev.is_write_closed());
+///
+/// On epoll mio sets `write_closed` for `EPOLLHUP`, and also for `EPOLLERR` with `EPOLLOUT` or
+/// alone. The latter is right for a pipe whose reader is gone (the pipe's only error), but not
+/// for a socket: a UDP socket that got an ICMP port unreachable is `EPOLLERR | EPOLLOUT` and
+/// still sends, whereas a socket whose write half is really gone (a reset, a refused connect)
+/// is `EPOLLHUP` as well. mio sets `read_closed` for every `EPOLLHUP`, so for a socket an error
+/// event without `read_closed` has no hang-up, and its `write_closed` is dropped. On kqueue
+/// (`EV_EOF` on the write filter) and IOCP (`AFD_POLL_ABORT`, `AFD_POLL_CONNECT_FAIL`) mio's
+/// `write_closed` means the write half is gone, and is kept.
+fn translate(id: EventId, interest: Interest, is_socket: bool, ev: &mio::event::Event) -> Event {
+    let (error, read_closed) = (ev.is_error(), ev.is_read_closed());
+    let write_closed =
+        ev.is_write_closed() && !(MECHANISM == Mechanism::Epoll && is_socket && error && !read_closed);
     Event::new(id)
         .with_readable((ev.is_readable() || read_closed || error) && interest.is_readable())
         .with_writable((ev.is_writable() || write_closed || error) && interest.is_writable())
@@ -302,7 +345,10 @@ impl Reactor for MioReactor {
 
     fn poll(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
         events.clear();
-        let mut guard = lock(&self.state);
+        let Some(mut guard) = adapter::lock_for_poll(&self.state, timeout) else {
+            log::trace!("mio: poll(ZERO) while another thread polls: no events");
+            return Ok(0);
+        };
         let PollState {
             poll,
             events: native,
@@ -339,7 +385,9 @@ impl Reactor for MioReactor {
                     woken = true;
                     continue;
                 }
-                let reported = book.report(token.0, events, |entry| translate(entry.id, entry.interest, ev));
+                let reported = book.report(token.0, events, |entry| {
+                    translate(entry.id, entry.interest, entry.extra.is_socket(), ev)
+                });
                 if let Some(entry) = reported {
                     self.rearm_level(token, entry);
                 }
@@ -379,6 +427,7 @@ impl Reactor for MioReactor {
                 peer_reset_error: false,
                 connect_refused_error: true,
                 pipe_writer_dropped_read_closed: true,
+                pipe_reader_dropped_write_closed: true,
             },
             Mechanism::Iocp => Hints {
                 peer_shutdown_read_closed: true,
@@ -387,6 +436,7 @@ impl Reactor for MioReactor {
                 peer_reset_error: false,
                 connect_refused_error: true,
                 pipe_writer_dropped_read_closed: false,
+                pipe_reader_dropped_write_closed: false,
             },
             _ => Hints {
                 peer_shutdown_read_closed: true,
@@ -395,6 +445,7 @@ impl Reactor for MioReactor {
                 peer_reset_error: true,
                 connect_refused_error: true,
                 pipe_writer_dropped_read_closed: true,
+                pipe_reader_dropped_write_closed: true,
             },
         }
     }

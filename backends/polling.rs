@@ -196,7 +196,10 @@ impl Reactor for PollingReactor {
 
     fn poll(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
         events.clear();
-        let mut guard = lock(&self.native);
+        let Some(mut guard) = adapter::lock_for_poll(&self.native, timeout) else {
+            log::trace!("polling: poll(ZERO) while another thread polls: no events");
+            return Ok(0);
+        };
         let native = &mut *guard;
         if native.events.capacity().get() != events.capacity() {
             // Only when the caller switches to a buffer of another size: never in steady state.
@@ -244,7 +247,17 @@ impl Reactor for PollingReactor {
             book.end_report();
             native.overflow = book.has_overflow();
             drop(book);
-            waited?;
+            if let Err(e) = waited {
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    // polling's poll(2) backend: `notify` sets its flag before it writes the
+                    // notifier pipe, and a wait that sees the flag first reads the empty pipe
+                    // and returns that read's `EAGAIN`. A wake came: return, do not fail.
+                    woken.store(false, Ordering::Release);
+                    log::trace!("polling: the wait returned WouldBlock: a wake");
+                    return Ok(true);
+                }
+                return Err(e);
+            }
             // A plain load first: no locked read-modify-write unless a wake came.
             let woken = woken.load(Ordering::Relaxed) && woken.swap(false, Ordering::AcqRel);
             Ok(!events.is_empty() || woken)
@@ -280,6 +293,8 @@ impl Reactor for PollingReactor {
                 peer_reset_error: true,
                 connect_refused_error: true,
                 pipe_writer_dropped_read_closed: true,
+                // The writer of a pipe without a reader is `EPOLLERR`/`POLLERR` alone: no HUP.
+                pipe_reader_dropped_write_closed: false,
             },
             // AFD: ABORT is reported as HUP, CONNECT_FAIL as an error.
             Mechanism::Iocp => Hints {
@@ -289,6 +304,7 @@ impl Reactor for PollingReactor {
                 peer_reset_error: false,
                 connect_refused_error: true,
                 pipe_writer_dropped_read_closed: false,
+                pipe_reader_dropped_write_closed: false,
             },
             // `polling` passes no EV_EOF or error information through on kqueue.
             Mechanism::Kqueue => Hints::default(),

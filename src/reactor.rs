@@ -27,6 +27,9 @@ pub struct Hints {
     /// When the last writer of a pipe is dropped, the reader's event carries `is_read_closed`
     /// (Unix only; pipes are not sources on Windows).
     pub pipe_writer_dropped_read_closed: bool,
+    /// When the reader of a pipe is dropped, the writer's event carries `is_write_closed`
+    /// (Unix only).
+    pub pipe_reader_dropped_write_closed: bool,
 }
 
 /// A readiness reactor: register sources under caller-chosen [`EventId`]s, poll, get the ids
@@ -35,8 +38,10 @@ pub struct Hints {
 /// The trait is object safe (`Box<dyn Reactor>` is a `Reactor`, so the backend can be chosen at
 /// run time with [`reactor_by_name`](crate::reactor_by_name)), `Send + Sync`, and every method
 /// takes `&self`: one thread may block in [`poll`](Reactor::poll) while others register,
-/// re-register, deregister or wake. Only one thread polls at a time (a second caller waits for
-/// the first).
+/// re-register, deregister or wake. Only one thread polls at a time: a second caller with a
+/// timeout other than zero waits for the first to return; `poll(Some(Duration::ZERO))` never
+/// waits: while another thread polls, it returns `Ok(0)` at once, with no events (what is
+/// ready is reported by the other thread's poll or a later one).
 ///
 /// # Contract
 ///
@@ -51,11 +56,11 @@ pub struct Hints {
 /// | unsupported [`Mode`] | `ErrorKind::Unsupported`, nothing registered |
 /// | reregister | replaces id, interest and mode; re-arms a oneshot; readiness already pending is reported under the new id only |
 /// | `poll` | clears `Events`, fills at most its capacity; the rest is reported by later polls, nothing lost or duplicated |
-/// | `poll(Some(Duration::ZERO))` | never blocks |
+/// | `poll(Some(Duration::ZERO))` | never blocks, not even behind another thread's poll (then it returns `Ok(0)`, no events) |
 /// | `poll(Some(t))` | never returns before `t` has passed unless an event or a wake came; spurious wake-ups and `EINTR` are retried |
 /// | `poll(None)` | blocks until an event or a wake |
 /// | cross-thread (de)registration | takes effect for a poll already blocked in another thread |
-/// | waker | cloneable, `Send + Sync`, coalescing; a wake before `poll` makes it return at once; no event is reported for it |
+/// | waker | cloneable, `Send + Sync`, coalescing; a wake before `poll` makes it return at once; no event is reported for it; a wake makes `poll` return, never fail |
 /// | after `deregister` | no event for that source, even with data in flight |
 ///
 /// # Backends
@@ -79,11 +84,14 @@ pub struct Hints {
 /// | peer reset: `error` | ✓ | ✓ | – | – | ✓ | – | – |
 /// | refused connect: `error` | ✓ | ✓ | – | ✓ | ✓ | ✓ | ✓ |
 /// | pipe writer dropped: `read_closed` | ✓ | ✓ | – | n/a | ✓ | ✓ | n/a |
+/// | pipe reader dropped: `write_closed` | – | – | – | n/a | ✓ | ✓ | n/a |
+/// | connected UDP, ICMP port unreachable: `write_closed` | never | never | never | never | never | never | never |
 ///
 /// The portability suite checks every ✓ on epoll, poll(2) and IOCP (under Wine); the kqueue
 /// and event-ports cells follow what the `polling` and `mio` sources guarantee. On every
-/// backend an event on a healthy socket carries no hint, and the peer's `shutdown(Write)` never
-/// sets `write_closed` or `error`.
+/// backend an event on a healthy socket carries no hint, the peer's `shutdown(Write)` never
+/// sets `write_closed` or `error`, and a UDP socket that got an ICMP error (its next send
+/// works) may carry `error` but never `write_closed` (checked on Unix).
 ///
 /// # Normalisations
 ///
@@ -98,6 +106,15 @@ pub struct Hints {
 ///   does not fit and reports it first on the next polls (dropped if the source is
 ///   re-registered or deregistered meanwhile), so nothing is lost and level sources do not
 ///   starve.
+/// - **A wake never fails a poll** (polling on poll(2)): `polling`'s `notify` sets its flag
+///   before it writes the notifier pipe, so a wait that starts in between reads an empty pipe
+///   and returns `WouldBlock`; the adapter takes a `WouldBlock` from the wait for the wake it
+///   is, and returns.
+/// - **No `write_closed` for a socket error alone** (mio on epoll): mio sets `write_closed`
+///   for `EPOLLERR` without `EPOLLHUP`, which is right for a pipe whose reader is gone but
+///   wrong for a socket (a UDP socket that got an ICMP error still sends). The adapter asks at
+///   registration whether the source is a socket (`fstat`), and drops `write_closed` from a
+///   socket's error event that carries no hang-up (no `read_closed`).
 /// - **Wakes coalesce** (mio on IOCP): each `mio::Waker::wake` posts a completion packet; the
 ///   adapter only forwards the first wake until a poll consumes it.
 /// - **Resets under Wine** (IOCP): the reset is reported (`AFD_POLL_ABORT`, so `read_closed`
@@ -183,11 +200,14 @@ pub trait Reactor: Send + Sync {
     ///
     /// `timeout`: `None` blocks until an event or a wake; `Some(Duration::ZERO)` never blocks;
     /// `Some(t)` returns no earlier than `t` unless an event or a wake came first. Returning
-    /// with no event means the timeout passed or a wake came.
+    /// with no event means the timeout passed or a wake came, or (zero timeout only) that
+    /// another thread was polling: a zero-timeout poll does not wait for it, and returns
+    /// `Ok(0)` at once. Other callers wait for the poll in progress to return first.
     ///
     /// # Errors
     ///
-    /// The OS error of the wait, other than `EINTR` (which is retried).
+    /// The OS error of the wait, other than `EINTR` (which is retried). A wake, however it
+    /// races with the wait, makes `poll` return `Ok`, never an error.
     fn poll(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize>;
 
     /// A handle that wakes this reactor's `poll` from any thread.

@@ -2,7 +2,8 @@
 //!
 //! A hint the backend declares must be set on the first event of its scenario; a hint whose
 //! condition does not hold (an error on a healthy socket, `write_closed` after the peer only
-//! shut down its write side) must never be set, declared or not.
+//! shut down its write side, `write_closed` on a UDP socket that got an ICMP error) must never
+//! be set, declared or not.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -219,4 +220,64 @@ pub fn pipe_writer_dropped_hints<R: Reactor>(make: impl Fn() -> R) {
     let mut buf = [0u8; 8];
     assert_eq!(reader.read(&mut buf).expect("read"), 0, "end of stream");
     reactor.deregister(reader.as_source()).expect("deregister");
+}
+
+/// A connected UDP socket sends to a closed port and gets an ICMP port unreachable: its event
+/// (registered for readability) may carry `error`, but never `read_closed` or `write_closed`:
+/// the pending error is `ConnectionRefused`, and once it is taken the next send works. In every
+/// supported mode.
+///
+/// Unix only: whether Windows reports the ICMP error as an event at all is unverified.
+#[cfg(unix)]
+pub fn udp_unreachable_hints<R: Reactor>(make: impl Fn() -> R) {
+    let reactor = make();
+    for mode in super::MODES.into_iter().filter(|m| reactor.supports(*m)) {
+        let closed = udp().local_addr().expect("addr"); // the socket is closed at once
+        let u = udp();
+        u.connect(closed).expect("connect the UDP socket");
+        register(&reactor, &u, EventId(1), Interest::READABLE, mode).expect("register");
+        u.send(b"ping").expect("the first send");
+        let ev = expect_one(&reactor, EventId(1), &format!("port unreachable ({mode:?})"));
+        assert!(
+            !ev.is_write_closed() && !ev.is_read_closed(),
+            "hints are never false positives: a UDP socket that got an ICMP error still sends \
+             and receives ({mode:?}): {ev:?}"
+        );
+        let err = u.take_error().expect("take_error");
+        assert!(
+            matches!(&err, Some(e) if e.kind() == io::ErrorKind::ConnectionRefused),
+            "the port was unreachable ({mode:?}): pending error {err:?}, event {ev:?}"
+        );
+        u.send(b"again")
+            .expect("the next send works: the write half is not closed");
+        reactor.deregister(u.as_source()).expect("deregister");
+    }
+}
+
+/// The reader of a pipe is dropped: the writer's event (registered for writability) is
+/// writable, carries `write_closed` if declared, and the write that follows fails with
+/// `BrokenPipe`.
+#[cfg(unix)]
+pub fn pipe_reader_dropped_hints<R: Reactor>(make: impl Fn() -> R) {
+    let (mut writer, reader) = mio::unix::pipe::new().expect("pipe");
+    let reactor = make();
+    let hints = reactor.hints();
+    drop(reader);
+    register(&reactor, &writer, EventId(1), Interest::WRITABLE, Mode::Oneshot).expect("register");
+    let ev = expect_one(&reactor, EventId(1), "reader dropped");
+    assert!(
+        ev.is_writable(),
+        "a broken pipe is writable (the write tells): {ev:?}"
+    );
+    if hints.pipe_reader_dropped_write_closed {
+        assert!(
+            ev.is_write_closed(),
+            "declared hint pipe_reader_dropped_write_closed is missing: {ev:?}"
+        );
+    }
+    match writer.write(b"x") {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+        other => panic!("the pipe has no reader: the write gave {other:?}; event {ev:?}"),
+    }
+    reactor.deregister(writer.as_source()).expect("deregister");
 }

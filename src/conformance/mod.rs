@@ -7,8 +7,19 @@
 //! it asserts exactly what [`Reactor::hints`] declares (a declared hint must be set on the
 //! first event of its scenario, and no hint is ever set where its condition does not hold).
 //!
-//! Every wait is bounded: events that must arrive are awaited for at most [`ARRIVE`], and
-//! "stays silent" is checked by polling for [`SILENCE`]. No body sleeps to synchronise.
+//! Every wait is bounded: events that must arrive are awaited for at most [`arrive()`], and
+//! "stays silent" is checked by polling for [`silence()`]. No body sleeps to synchronise; the
+//! only pauses are the few milliseconds a cross-thread behaviour leaves a poll blocked before
+//! the other thread acts, so that it really acts on a blocked poll.
+//!
+//! # Wait scale
+//!
+//! Every wait of the suite ([`ARRIVE`], [`SILENCE`] and the limits derived from them) is
+//! multiplied by the environment variable `PORTABLE_REACTOR_WAIT_SCALE` ([`WAIT_SCALE_VAR`]), a
+//! decimal factor: `4` on a slow emulator (Wine, QEMU, a loaded CI machine), `0.5` for a quicker
+//! run on a fast one. Unset or empty means `1`. It is read once per process. A value that is not
+//! a finite number in `(0, 1000]` is a configuration mistake: the first behaviour that waits
+//! panics, naming the variable and the value, rather than running with waits nobody asked for.
 //!
 //! Run the whole suite for a backend with [`conformance_suite!`](crate::conformance_suite),
 //! from a test file of any crate (a third-party backend included):
@@ -23,10 +34,12 @@
 //! so it is also the place to initialise logging.
 
 use std::io;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::{AsSource, Event, EventId, Events, Interest, Mode, Reactor};
 
+mod contention;
 mod hints;
 mod modes;
 mod readiness;
@@ -35,6 +48,7 @@ mod sockets;
 mod threads;
 mod timeouts;
 
+pub use contention::*;
 pub use hints::*;
 pub use modes::*;
 pub use readiness::*;
@@ -42,11 +56,77 @@ pub use registration::*;
 pub use threads::*;
 pub use timeouts::*;
 
-/// How long the suite waits for an event that must arrive before failing.
+/// How long the suite waits for an event that must arrive before failing, before scaling: the
+/// suite waits [`arrive()`].
 pub const ARRIVE: Duration = Duration::from_secs(10);
 
-/// How long the suite polls to check that a reactor stays silent.
+/// How long the suite polls to check that a reactor stays silent, before scaling: the suite
+/// polls for [`silence()`].
 pub const SILENCE: Duration = Duration::from_millis(100);
+
+/// The environment variable that scales every wait of the suite (see the
+/// [module docs](self#wait-scale)).
+pub const WAIT_SCALE_VAR: &str = "PORTABLE_REACTOR_WAIT_SCALE";
+
+/// The largest accepted wait scale: beyond it, a wait of the suite no longer fits a test run.
+const MAX_WAIT_SCALE: f64 = 1000.0;
+
+/// The factor every wait of the suite is multiplied by: [`WAIT_SCALE_VAR`] from the
+/// environment, read once, or `1`.
+///
+/// # Panics
+///
+/// If the variable is set to anything but a finite number in `(0, 1000]` (or is not Unicode).
+pub fn wait_scale() -> f64 {
+    static SCALE: OnceLock<Result<f64, String>> = OnceLock::new();
+    let scale = SCALE.get_or_init(|| match std::env::var(WAIT_SCALE_VAR) {
+        Ok(value) => parse_wait_scale(&value),
+        Err(std::env::VarError::NotPresent) => Ok(1.0),
+        Err(std::env::VarError::NotUnicode(value)) => Err(format!(
+            "{WAIT_SCALE_VAR}={value:?} is not a number (expected a factor such as 0.5 or 4)"
+        )),
+    });
+    match scale {
+        Ok(scale) => *scale,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+/// Parses a wait scale: a finite decimal in `(0, MAX_WAIT_SCALE]`; empty (or blanks) is `1`.
+fn parse_wait_scale(value: &str) -> Result<f64, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(1.0);
+    }
+    match value.parse::<f64>() {
+        Ok(scale) if scale.is_finite() && scale > 0.0 && scale <= MAX_WAIT_SCALE => Ok(scale),
+        _ => Err(format!(
+            "{WAIT_SCALE_VAR}={value:?} is not a wait scale: expected a number greater than 0 \
+             and at most {MAX_WAIT_SCALE} (a factor such as 0.5 or 4)"
+        )),
+    }
+}
+
+/// `base` multiplied by `scale`.
+fn scale_by(base: Duration, scale: f64) -> Duration {
+    base.mul_f64(scale)
+}
+
+/// `base` multiplied by [`wait_scale()`]: how every wait of the suite is derived.
+pub fn scaled(base: Duration) -> Duration {
+    scale_by(base, wait_scale())
+}
+
+/// How long the suite waits for an event that must arrive: [`ARRIVE`] times [`wait_scale()`].
+pub fn arrive() -> Duration {
+    scaled(ARRIVE)
+}
+
+/// How long the suite polls to check that a reactor stays silent: [`SILENCE`] times
+/// [`wait_scale()`].
+pub fn silence() -> Duration {
+    scaled(SILENCE)
+}
 
 /// Every mode, in the order the suite tries them.
 pub const MODES: [Mode; 3] = [Mode::Oneshot, Mode::Level, Mode::Edge];
@@ -115,6 +195,9 @@ macro_rules! conformance_suite {
                 wakes_coalesce,
                 waker_surfaces_no_event,
                 poll_without_timeout_returns_on_event,
+                // contention
+                wake_storm_never_fails_poll,
+                zero_timeout_does_not_wait_for_a_blocked_poll,
                 // hints
                 mechanism_matches_target_os,
                 healthy_sockets_carry_no_hints,
@@ -123,6 +206,10 @@ macro_rules! conformance_suite {
                 refused_connect_hints,
                 #[cfg(unix)]
                 pipe_writer_dropped_hints,
+                #[cfg(unix)]
+                pipe_reader_dropped_hints,
+                #[cfg(unix)]
+                udp_unreachable_hints,
                 // timeouts
                 zero_timeout_never_blocks,
                 timeout_is_never_early,
@@ -163,12 +250,13 @@ fn register<R: Reactor + ?Sized, S: AsSource + ?Sized>(
     unsafe { reactor.register(source.as_source(), id, interest, mode) }
 }
 
-/// Polls until some event arrives (at most [`ARRIVE`]) and returns the events of that poll.
+/// Polls until some event arrives (at most [`arrive()`]) and returns the events of that poll.
 fn poll_some<R: Reactor + ?Sized>(reactor: &R, events: &mut Events, what: &str) -> Vec<Event> {
-    let deadline = Instant::now() + ARRIVE;
+    let arrive = arrive();
+    let deadline = Instant::now() + arrive;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "{what}: no event within {ARRIVE:?}");
+        assert!(!left.is_zero(), "{what}: no event within {arrive:?}");
         let n = reactor
             .poll(events, Some(left))
             .unwrap_or_else(|e| panic!("{what}: poll failed: {e}"));
@@ -195,15 +283,16 @@ fn expect_one<R: Reactor + ?Sized>(reactor: &R, id: EventId, what: &str) -> Even
     got[0]
 }
 
-/// Polls for [`SILENCE`] and asserts that nothing is reported.
+/// Polls for [`silence()`] and asserts that nothing is reported.
 fn expect_silence<R: Reactor + ?Sized>(reactor: &R, what: &str) {
     let mut events = Events::with_capacity(64);
+    let silence = silence();
     reactor
-        .poll(&mut events, Some(SILENCE))
+        .poll(&mut events, Some(silence))
         .unwrap_or_else(|e| panic!("{what}: poll failed: {e}"));
     assert!(
         events.is_empty(),
-        "{what}: expected no event within {SILENCE:?}, got {:?}",
+        "{what}: expected no event within {silence:?}, got {:?}",
         events.as_slice()
     );
 }
@@ -255,5 +344,37 @@ impl Prng {
             let j = (self.next() % (i as u64 + 1)) as usize;
             items.swap(i, j);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_scale_parsing() {
+        assert_eq!(parse_wait_scale(""), Ok(1.0));
+        assert_eq!(parse_wait_scale("  "), Ok(1.0));
+        assert_eq!(parse_wait_scale("4"), Ok(4.0));
+        assert_eq!(parse_wait_scale(" 0.5 "), Ok(0.5));
+        assert_eq!(parse_wait_scale("1e3"), Ok(1000.0));
+        for bad in ["0", "-1", "abc", "NaN", "inf", "1001", "2x", "1,5"] {
+            let err = parse_wait_scale(bad).unwrap_err();
+            assert!(
+                err.contains(WAIT_SCALE_VAR) && err.contains(bad),
+                "{bad:?}: the message names the variable and the value: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn scaling() {
+        assert_eq!(scale_by(ARRIVE, 1.0), ARRIVE);
+        assert_eq!(scale_by(ARRIVE, 0.5), Duration::from_secs(5));
+        assert_eq!(scale_by(SILENCE, 4.0), Duration::from_millis(400));
+        // The largest scale keeps every derived wait addable to `Instant::now()`.
+        assert!(Instant::now()
+            .checked_add(scale_by(ARRIVE, MAX_WAIT_SCALE))
+            .is_some());
     }
 }

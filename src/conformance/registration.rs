@@ -327,7 +327,7 @@ pub fn boxed_dyn_reactor_works<R: Reactor>(make: impl Fn() -> R) {
     expect_one(&*reactor, EventId(5), "boxed: readable");
     reactor.waker().wake().expect("wake");
     let mut events = crate::Events::with_capacity(4);
-    reactor.poll(&mut events, Some(super::ARRIVE)).expect("poll");
+    reactor.poll(&mut events, Some(super::arrive())).expect("poll");
     assert!(
         events.is_empty(),
         "boxed: a wake surfaces no event: {:?}",

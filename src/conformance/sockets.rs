@@ -3,7 +3,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 
-use super::ARRIVE;
+use super::arrive;
 
 /// The loopback address with an OS-chosen port.
 pub(super) fn loopback() -> SocketAddr {
@@ -63,11 +63,11 @@ pub(super) fn drain_udp(socket: &UdpSocket) -> usize {
     }
 }
 
-/// Blocks (at most [`ARRIVE`]) until `stream` has received data, without consuming it: the
+/// Blocks (at most [`arrive()`]) until `stream` has received data, without consuming it: the
 /// bytes a peer sent are then known to sit in `stream`'s receive buffer.
 pub(super) fn await_unread_data(stream: &TcpStream) {
     stream.set_nonblocking(false).expect("set_nonblocking(false)");
-    stream.set_read_timeout(Some(ARRIVE)).expect("set_read_timeout");
+    stream.set_read_timeout(Some(arrive())).expect("set_read_timeout");
     let mut buf = [0u8; 1];
     let n = stream.peek(&mut buf).expect("peek for the peer's data");
     assert_eq!(n, 1, "the peer's data did not arrive");

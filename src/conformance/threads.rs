@@ -1,23 +1,109 @@
 //! Cross-thread use: (de)registration during a blocked poll, and wakes.
 //!
-//! A helper thread and the polling thread meet at a barrier, then the helper acts while the
-//! poller enters (or already blocks in) `poll`; each behaviour is repeated a few rounds so that
-//! both orders are exercised. Nothing sleeps to synchronise.
+//! The (de)registration behaviours act on a poll that is really blocked: the polling thread
+//! tells the acting thread it is about to poll (with a timeout of [`arrive()`]), the acting
+//! thread lets the poll block for a few milliseconds ([`blocked_for`]) and only then acts, and
+//! the poll must report the outcome within [`patience`] of the action (a watchdog wakes it
+//! otherwise), and not before the action. That pause is not synchronisation: a backend that
+//! keeps the contract passes whatever the threads' timing; it only makes sure that a backend
+//! whose blocked poll does not see (de)registrations from other threads fails every time,
+//! rather than only when the other thread happens to lose the race. The wake behaviours meet
+//! at a barrier and are repeated a few rounds so that both orders are exercised.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::sockets::{drain, send, tcp_pair};
-use super::{expect_one, expect_silence, register, ARRIVE, SILENCE};
-use crate::{AsSource, EventId, Events, Interest, Mode, Reactor};
+use super::sockets::{await_unread_data, drain, send, tcp_pair};
+use super::{arrive, expect_silence, register, scaled, silence};
+use crate::{AsSource, Event, EventId, Events, Interest, Mode, Reactor};
 
 const ROUNDS: usize = 5;
 
-/// "Promptly": a return this much before [`ARRIVE`] is taken as caused by the wake or event,
+/// "Promptly": a return this much before [`arrive()`] is taken as caused by the wake or event,
 /// not by the timeout.
-const PROMPT: Duration = Duration::from_secs(5);
+fn prompt() -> Duration {
+    arrive() / 2
+}
+
+/// How long the acting thread leaves a poll blocked before it acts (20 ms, scaled): far more
+/// than a thread needs to get from "about to poll" into the OS wait.
+pub(super) fn blocked_for() -> Duration {
+    scaled(Duration::from_millis(20))
+}
+
+/// How long a blocked poll may take to report what another thread's action caused (1 s,
+/// scaled): far more than any backend needs, far less than the poll's own timeout, so that a
+/// backend whose blocked poll misses the action fails in a second rather than after
+/// [`arrive()`].
+fn patience() -> Duration {
+    scaled(Duration::from_secs(1))
+}
+
+/// Polls in this thread (timeout [`arrive()`]) and runs `act` in another thread once the poll
+/// has been blocked for [`blocked_for`]; returns the events of the first poll that reports any.
+///
+/// Panics unless that poll returns within [`patience`] of the action (a watchdog wakes it
+/// then), and after the action.
+fn poll_across<R: Reactor>(reactor: &R, act: impl FnOnce() + Send, what: &str) -> Vec<Event> {
+    let waker = reactor.waker();
+    let fired = AtomicBool::new(false);
+    let (polling, about_to_poll) = mpsc::channel::<()>();
+    let (done, finished) = mpsc::channel::<()>();
+    let mut events = Events::with_capacity(64);
+    let (got, returned_at, acted_at) = thread::scope(|s| {
+        let fired = &fired;
+        let actor = s.spawn(move || {
+            if about_to_poll.recv().is_err() {
+                return None; // the polling thread failed first
+            }
+            thread::sleep(blocked_for());
+            let acted_at = Instant::now();
+            act();
+            if finished.recv_timeout(patience()) == Err(mpsc::RecvTimeoutError::Timeout) {
+                fired.store(true, Ordering::SeqCst);
+                let _ = waker.wake();
+            }
+            Some(acted_at)
+        });
+        polling.send(()).expect("the acting thread is gone");
+        let got = loop {
+            reactor
+                .poll(&mut events, Some(arrive()))
+                .unwrap_or_else(|e| panic!("{what}: poll failed: {e}"));
+            if !events.is_empty() || fired.load(Ordering::SeqCst) {
+                break events.iter().copied().collect::<Vec<_>>();
+            }
+        };
+        let returned_at = Instant::now();
+        let _ = done.send(());
+        let acted_at = actor.join().expect("the acting thread panicked");
+        (got, returned_at, acted_at)
+    });
+    assert!(
+        !fired.load(Ordering::SeqCst),
+        "{what}: a poll blocked for {:?} did not report the other thread's action within {:?} \
+         (got {got:?})",
+        blocked_for(),
+        patience()
+    );
+    let acted_at = acted_at.expect("the acting thread acted");
+    assert!(
+        returned_at > acted_at,
+        "{what}: the poll returned before the other thread acted, so it was not blocked: {got:?}"
+    );
+    got
+}
+
+/// Asserts that `got` is exactly one readable event for `id`.
+fn expect_only(got: &[Event], id: EventId, what: &str) {
+    assert!(
+        got.len() == 1 && got[0].id() == id && got[0].is_readable(),
+        "{what}: expected exactly one readable event for {id}, got {got:?}"
+    );
+}
 
 /// A source registered from another thread while `poll` blocks takes effect for that poll.
 pub fn register_from_another_thread_during_blocked_poll<R: Reactor>(make: impl Fn() -> R) {
@@ -25,18 +111,15 @@ pub fn register_from_another_thread_during_blocked_poll<R: Reactor>(make: impl F
     let reactor = make();
     for (round, (a, b)) in pairs.iter().enumerate() {
         send(b, b"x");
-        super::sockets::await_unread_data(a);
-        let barrier = Barrier::new(2);
+        await_unread_data(a);
         let id = EventId(round);
-        thread::scope(|s| {
-            s.spawn(|| {
-                barrier.wait();
-                register(&reactor, a, id, Interest::READABLE, Mode::Oneshot).expect("register");
-            });
-            barrier.wait();
-            let ev = expect_one(&reactor, id, "registered from another thread");
-            assert!(ev.is_readable(), "{ev:?}");
-        });
+        let what = format!("registered from another thread (round {round})");
+        let got = poll_across(
+            &reactor,
+            || register(&reactor, a, id, Interest::READABLE, Mode::Oneshot).expect("register"),
+            &what,
+        );
+        expect_only(&got, id, &what);
         reactor.deregister(a.as_source()).expect("deregister");
     }
 }
@@ -47,25 +130,25 @@ pub fn reregister_from_another_thread_rearms_blocked_poll<R: Reactor>(make: impl
     let reactor = make();
     register(&reactor, &a, EventId(0), Interest::READABLE, Mode::Oneshot).expect("register");
     send(&b, b"x");
-    expect_one(&reactor, EventId(0), "first event");
+    super::expect_one(&reactor, EventId(0), "first event");
     for round in 1..=ROUNDS {
-        let barrier = Barrier::new(2);
-        thread::scope(|s| {
-            s.spawn(|| {
-                barrier.wait();
+        let what = format!("re-armed from another thread (round {round})");
+        let got = poll_across(
+            &reactor,
+            || {
                 reactor
                     .reregister(a.as_source(), EventId(round), Interest::READABLE, Mode::Oneshot)
                     .expect("reregister");
-            });
-            barrier.wait();
-            expect_one(&reactor, EventId(round), "re-armed from another thread");
-        });
+            },
+            &what,
+        );
+        expect_only(&got, EventId(round), &what);
     }
     reactor.deregister(a.as_source()).expect("deregister");
 }
 
 /// A source deregistered from another thread while `poll` blocks is not reported, though data
-/// arrives for it after the deregistration.
+/// arrives for it after the deregistration (and before the data that ends the poll).
 pub fn deregister_from_another_thread_during_blocked_poll<R: Reactor>(make: impl Fn() -> R) {
     let (a, b) = tcp_pair();
     let (c, d) = tcp_pair();
@@ -76,19 +159,20 @@ pub fn deregister_from_another_thread_during_blocked_poll<R: Reactor>(make: impl
         reactor
             .reregister(c.as_source(), EventId(99), Interest::READABLE, Mode::Oneshot)
             .expect("rereg");
-        let barrier = Barrier::new(2);
-        thread::scope(|s| {
-            s.spawn(|| {
-                barrier.wait();
+        let what = format!("only the live source ({mode:?})");
+        let got = poll_across(
+            &reactor,
+            || {
                 reactor.deregister(a.as_source()).expect("deregister");
                 send(&b, b"x");
+                // The data is there before the poll may return for another reason.
+                await_unread_data(&a);
                 // Then make the poll return, with the only event it may report.
                 send(&d, b"y");
-            });
-            barrier.wait();
-            let ev = expect_one(&reactor, EventId(99), &format!("only the live source ({mode:?})"));
-            assert!(ev.is_readable(), "{ev:?}");
-        });
+            },
+            &what,
+        );
+        expect_only(&got, EventId(99), &what);
         expect_silence(&reactor, &format!("deregistered from another thread ({mode:?})"));
         drain(&a);
         drain(&c);
@@ -110,10 +194,10 @@ pub fn wake_from_another_thread<R: Reactor>(make: impl Fn() -> R) {
             });
             barrier.wait();
             let start = Instant::now();
-            reactor.poll(&mut events, Some(ARRIVE)).expect("poll");
+            reactor.poll(&mut events, Some(arrive())).expect("poll");
             let took = start.elapsed();
             assert!(
-                took < PROMPT,
+                took < prompt(),
                 "round {round}: the wake did not interrupt poll ({took:?})"
             );
             assert!(
@@ -132,9 +216,9 @@ pub fn wake_before_poll_returns_at_once<R: Reactor>(make: impl Fn() -> R) {
     for _ in 0..ROUNDS {
         reactor.waker().wake().expect("wake");
         let start = Instant::now();
-        reactor.poll(&mut events, Some(ARRIVE)).expect("poll");
+        reactor.poll(&mut events, Some(arrive())).expect("poll");
         assert!(
-            start.elapsed() < PROMPT,
+            start.elapsed() < prompt(),
             "a pending wake did not make poll return at once"
         );
         assert!(
@@ -143,9 +227,9 @@ pub fn wake_before_poll_returns_at_once<R: Reactor>(make: impl Fn() -> R) {
             events.as_slice()
         );
         let start = Instant::now();
-        reactor.poll(&mut events, Some(SILENCE)).expect("poll");
+        reactor.poll(&mut events, Some(silence())).expect("poll");
         assert!(
-            start.elapsed() >= SILENCE,
+            start.elapsed() >= silence(),
             "the wake was not consumed by the first poll"
         );
     }
@@ -169,8 +253,8 @@ pub fn wakes_coalesce<R: Reactor>(make: impl Fn() -> R) {
     });
     let mut events = Events::with_capacity(1024);
     let start = Instant::now();
-    reactor.poll(&mut events, Some(ARRIVE)).expect("poll");
-    assert!(start.elapsed() < PROMPT, "1000 wakes did not make poll return");
+    reactor.poll(&mut events, Some(arrive())).expect("poll");
+    assert!(start.elapsed() < prompt(), "1000 wakes did not make poll return");
     assert!(
         events.is_empty(),
         "a wake surfaces no event: {:?}",
@@ -178,10 +262,10 @@ pub fn wakes_coalesce<R: Reactor>(make: impl Fn() -> R) {
     );
     for round in 0..3 {
         let start = Instant::now();
-        reactor.poll(&mut events, Some(SILENCE)).expect("poll");
+        reactor.poll(&mut events, Some(silence())).expect("poll");
         let took = start.elapsed();
         assert!(
-            took >= SILENCE,
+            took >= silence(),
             "poll {round} after coalesced wakes returned early ({took:?})"
         );
         assert!(events.is_empty(), "{:?}", events.as_slice());
@@ -199,7 +283,7 @@ pub fn waker_surfaces_no_event<R: Reactor>(make: impl Fn() -> R) {
     let mut events = Events::with_capacity(64);
     for _ in 0..3 {
         reactor.waker().wake().expect("wake");
-        reactor.poll(&mut events, Some(ARRIVE)).expect("poll");
+        reactor.poll(&mut events, Some(arrive())).expect("poll");
         assert!(
             events.is_empty(),
             "a wake surfaces no event: {:?}",
@@ -208,12 +292,12 @@ pub fn waker_surfaces_no_event<R: Reactor>(make: impl Fn() -> R) {
     }
     reactor.waker().wake().expect("wake");
     send(&b, b"x");
-    super::sockets::await_unread_data(&a);
+    await_unread_data(&a);
     // The wake and the event may come in one poll or two; only id 1 may be reported.
     let mut got = Vec::new();
-    let deadline = Instant::now() + ARRIVE;
+    let deadline = Instant::now() + arrive();
     while got.is_empty() && Instant::now() < deadline {
-        reactor.poll(&mut events, Some(ARRIVE)).expect("poll");
+        reactor.poll(&mut events, Some(arrive())).expect("poll");
         got.extend(events.iter().map(|e| e.id()));
     }
     assert_eq!(got, [EventId(1)], "only the readable source is reported");
@@ -223,7 +307,7 @@ pub fn waker_surfaces_no_event<R: Reactor>(make: impl Fn() -> R) {
 }
 
 /// `poll(None)` blocks until an event, written from another thread, then returns it. A watchdog
-/// bounds the wait: if the event does not end the poll within [`ARRIVE`], it wakes the reactor
+/// bounds the wait: if the event does not end the poll within [`arrive()`], it wakes the reactor
 /// and the test fails.
 pub fn poll_without_timeout_returns_on_event<R: Reactor>(make: impl Fn() -> R) {
     let (a, b) = tcp_pair();
@@ -238,7 +322,7 @@ pub fn poll_without_timeout_returns_on_event<R: Reactor>(make: impl Fn() -> R) {
         let watchdog = s.spawn(move || {
             barrier.wait();
             send(b, b"x");
-            match finished.recv_timeout(ARRIVE) {
+            match finished.recv_timeout(arrive()) {
                 Ok(()) => false,
                 Err(_) => {
                     let _ = waker.wake();
@@ -266,7 +350,8 @@ pub fn poll_without_timeout_returns_on_event<R: Reactor>(make: impl Fn() -> R) {
     });
     assert!(
         !timed_out,
-        "poll(None) did not return on an event within {ARRIVE:?}"
+        "poll(None) did not return on an event within {:?}",
+        arrive()
     );
     reactor.deregister(a.as_source()).expect("deregister");
 }

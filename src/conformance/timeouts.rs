@@ -3,12 +3,14 @@
 use std::time::{Duration, Instant};
 
 use super::sockets::{send, tcp_pair, udp};
-use super::{register, ARRIVE};
+use super::{arrive, register, scaled};
 use crate::{AsSource, EventId, Events, Interest, Mode, Reactor};
 
 /// How long a `poll(Some(Duration::ZERO))` may take before it counts as blocking: generous, for
-/// loaded machines, yet far below any real wait.
-const NON_BLOCKING: Duration = Duration::from_secs(1);
+/// loaded machines, yet far below any real wait (1 s, scaled).
+fn non_blocking() -> Duration {
+    scaled(Duration::from_secs(1))
+}
 
 fn expect_full_wait<R: Reactor>(reactor: &R, events: &mut Events, timeout: Duration, what: &str) {
     let start = Instant::now();
@@ -34,7 +36,7 @@ pub fn zero_timeout_never_blocks<R: Reactor>(make: impl Fn() -> R) {
         let start = Instant::now();
         reactor.poll(&mut events, Some(Duration::ZERO)).expect("poll");
         assert!(
-            start.elapsed() < NON_BLOCKING,
+            start.elapsed() < non_blocking(),
             "poll(ZERO) blocked for {:?}",
             start.elapsed()
         );
@@ -45,12 +47,12 @@ pub fn zero_timeout_never_blocks<R: Reactor>(make: impl Fn() -> R) {
     super::sockets::await_unread_data(&a);
     // The readiness is there; a zero-timeout poll reports it (a few tries allow for the OS to
     // deliver it to the poller), and never blocks meanwhile.
-    let deadline = Instant::now() + ARRIVE;
+    let deadline = Instant::now() + arrive();
     loop {
         let start = Instant::now();
         let n = reactor.poll(&mut events, Some(Duration::ZERO)).expect("poll");
         assert!(
-            start.elapsed() < NON_BLOCKING,
+            start.elapsed() < non_blocking(),
             "poll(ZERO) blocked for {:?}",
             start.elapsed()
         );
