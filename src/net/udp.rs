@@ -132,6 +132,7 @@ where
     R: Reactor + 'static,
     F: FnMut(&mut Runtime<R>, &UdpSocket, io::Result<(&[u8], SocketAddr)>) + 'static,
 {
+    options.watch.check()?;
     check_buffer("the UDP receive buffer", options.recv_buffer)?;
     let mut buf = Vec::new();
     alloc_buffer(&mut buf, options.recv_buffer)?;

@@ -20,6 +20,10 @@ pub const DEFAULT_HIGH_WATERMARK: usize = 65_536;
 /// The default bound on watches queued above the high watermark.
 pub const DEFAULT_QUEUE_LIMIT: usize = 8_192;
 
+/// The default bound on [`Handle::post`](super::Handle::post) callbacks waiting for the loop:
+/// beyond it `post` fails with `ErrorKind::QuotaExceeded`.
+pub const DEFAULT_POST_LIMIT: usize = 65_536;
+
 /// The default thread pool size.
 pub const DEFAULT_THREADS: usize = 4;
 
@@ -33,6 +37,7 @@ pub(crate) struct Config {
     pub(crate) high_watermark: usize,
     pub(crate) queue_limit: usize,
     pub(crate) events_capacity: usize,
+    pub(crate) post_limit: usize,
 }
 
 /// Builds a [`Runtime`] with chosen limits.
@@ -44,6 +49,7 @@ pub(crate) struct Config {
 /// | [`high_watermark`](Builder::high_watermark) | 65,536 registrations |
 /// | [`queue_limit`](Builder::queue_limit) | 8,192 queued watches |
 /// | [`events_capacity`](Builder::events_capacity) | 1,024 events per poll |
+/// | [`post_limit`](Builder::post_limit) | 65,536 posts waiting ([`DEFAULT_POST_LIMIT`]) |
 ///
 /// ```
 /// use portable_reactor::runtime::Builder;
@@ -65,6 +71,7 @@ pub struct Builder {
     high_watermark: usize,
     queue_limit: usize,
     events_capacity: usize,
+    post_limit: usize,
 }
 
 impl Default for Builder {
@@ -86,6 +93,7 @@ impl Builder {
             high_watermark: DEFAULT_HIGH_WATERMARK,
             queue_limit: DEFAULT_QUEUE_LIMIT,
             events_capacity: 1024,
+            post_limit: DEFAULT_POST_LIMIT,
         }
     }
 
@@ -97,7 +105,11 @@ impl Builder {
     }
 
     /// The default deadline of every watch (an idle timeout; see
-    /// [`Runtime::watch_with`](super::Runtime::watch_with)).
+    /// [`Runtime::watch_with`](super::Runtime::watch_with)). It must be longer than zero
+    /// ([`build`](Builder::build) refuses `Duration::ZERO`, which would time every watch out at
+    /// once; Node reads 0 as "no timeout", which here is [`no_io_timeout`](Builder::no_io_timeout),
+    /// spelled out so that a zero read from a configuration cannot silently remove every
+    /// deadline).
     pub fn io_timeout(mut self, timeout: Duration) -> Builder {
         self.io_timeout = Some(timeout);
         self
@@ -121,6 +133,15 @@ impl Builder {
         self
     }
 
+    /// At most this many [`Handle::post`](super::Handle::post) callbacks wait for the loop at
+    /// once (1 or more); beyond it `post` fails with `ErrorKind::QuotaExceeded` and drops the
+    /// callback, so threads that post faster than the loop runs cannot grow its memory without
+    /// bound. Pool results are not counted: the pool's own jobs bound them.
+    pub fn post_limit(mut self, posts: usize) -> Builder {
+        self.post_limit = posts;
+        self
+    }
+
     /// The most events one poll returns, in `1..=`[`Events::MAX_CAPACITY`](crate::Events::MAX_CAPACITY)
     /// (checked by [`build`](Builder::build)).
     pub fn events_capacity(mut self, events: usize) -> Builder {
@@ -134,8 +155,8 @@ impl Builder {
     ///
     /// `ErrorKind::InvalidInput` for a setting out of range (threads not in 1..=1024, a high
     /// watermark of 0 or above the most watchers a runtime can index, an events capacity of 0 or
-    /// above [`Events::MAX_CAPACITY`](crate::Events::MAX_CAPACITY),
-    /// a malformed `PORTABLE_REACTOR_THREADS`); the OS error if the reactor cannot be created.
+    /// above [`Events::MAX_CAPACITY`](crate::Events::MAX_CAPACITY), an I/O timeout or a post
+    /// limit of zero, a malformed `PORTABLE_REACTOR_THREADS`); the OS error if the reactor cannot be created.
     pub fn build(self) -> io::Result<Runtime<DefaultReactor>> {
         let config = self.config()?;
         Runtime::with_config(DefaultReactor::new()?, config)
@@ -175,6 +196,15 @@ impl Builder {
                 super::watchers::MAX_WATCHERS
             )));
         }
+        if self.io_timeout == Some(Duration::ZERO) {
+            return Err(invalid(
+                "an I/O timeout of zero would time every watch out at once (no_io_timeout() removes it)"
+                    .into(),
+            ));
+        }
+        if self.post_limit == 0 {
+            return Err(invalid("a post limit of 0 refuses every post".into()));
+        }
         // Checked here, so an unallocatable size is an error rather than an abort.
         crate::Events::try_with_capacity(self.events_capacity)?;
         Ok(Config {
@@ -183,6 +213,7 @@ impl Builder {
             high_watermark: self.high_watermark,
             queue_limit: self.queue_limit,
             events_capacity: self.events_capacity,
+            post_limit: self.post_limit,
         })
     }
 }

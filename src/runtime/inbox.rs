@@ -31,23 +31,29 @@ pub(crate) enum Message<Rt> {
 
 struct Queue<Rt> {
     messages: VecDeque<Message<Rt>>,
+    /// Posts among `messages`.
+    posts: usize,
     closed: bool,
 }
 
 /// Shared between the loop and every handle and pool thread.
 pub(crate) struct Inbox<Rt> {
     queue: Mutex<Queue<Rt>>,
+    /// The most posts `queue` holds at once.
+    post_limit: usize,
     wake_pending: AtomicBool,
     waker: Waker,
 }
 
 impl<Rt> Inbox<Rt> {
-    pub(crate) fn new(waker: Waker) -> Arc<Inbox<Rt>> {
+    pub(crate) fn new(waker: Waker, post_limit: usize) -> Arc<Inbox<Rt>> {
         Arc::new(Inbox {
             queue: Mutex::new(Queue {
                 messages: VecDeque::new(),
+                posts: 0,
                 closed: false,
             }),
+            post_limit,
             wake_pending: AtomicBool::new(false),
             waker,
         })
@@ -59,6 +65,18 @@ impl<Rt> Inbox<Rt> {
             let mut queue = lock(&self.queue);
             if queue.closed {
                 return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the runtime is gone"));
+            }
+            if let Message::Post(_) = message {
+                if queue.posts >= self.post_limit {
+                    return Err(io::Error::new(
+                        io::ErrorKind::QuotaExceeded,
+                        format!(
+                            "{} posts are waiting for the loop (the builder's post limit)",
+                            queue.posts
+                        ),
+                    ));
+                }
+                queue.posts += 1;
             }
             queue.messages.push_back(message);
         }
@@ -77,6 +95,7 @@ impl<Rt> Inbox<Rt> {
         if self.wake_pending.swap(false, Ordering::AcqRel) {
             let mut queue = lock(&self.queue);
             std::mem::swap(&mut queue.messages, into);
+            queue.posts = 0;
         }
     }
 
@@ -128,7 +147,9 @@ impl<Rt> Handle<Rt> {
     ///
     /// # Errors
     ///
-    /// `ErrorKind::BrokenPipe` if the runtime was dropped; the callback is dropped unrun.
+    /// `ErrorKind::BrokenPipe` if the runtime was dropped; `ErrorKind::QuotaExceeded` if the
+    /// builder's [`post_limit`](super::Builder::post_limit) callbacks are already waiting for
+    /// the loop (retry after the loop has run). Either way the callback is dropped unrun.
     pub fn post(&self, callback: impl FnOnce(&mut Rt) + Send + 'static) -> io::Result<()> {
         self.inbox.push(Message::Post(Box::new(callback)))
     }

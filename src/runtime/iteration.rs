@@ -4,7 +4,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::inbox::Message;
-use super::watch::Entry;
+use super::watch::{Entry, Panicked};
 use super::watchers::{State, Watchers};
 use super::Runtime;
 use crate::{Event, EventId, Events, Reactor};
@@ -149,7 +149,10 @@ impl<R: Reactor + 'static> Runtime<R> {
                 io::ErrorKind::TimedOut,
                 "no I/O event before the watch's deadline",
             );
-            drop(entry.call(self, id, Err(timed_out)));
+            if let Err(panicked) = entry.call(self, id, Err(timed_out)) {
+                // Removed and deregistered above: nothing is left to undo.
+                std::panic::resume_unwind(panicked.payload);
+            }
             self.run_ticks();
         }
     }
@@ -238,11 +241,30 @@ impl<R: Reactor + 'static> Runtime<R> {
         }
         Watchers::touch(slot, now);
         let Some(entry) = slot.entry.take() else { return };
-        let entry = entry.call(self, id, Ok(event));
-        if let Some(entry) = entry {
-            self.after_callback(id, entry);
+        match entry.call(self, id, Ok(event)) {
+            Ok(Some(entry)) => self.after_callback(id, entry),
+            Ok(None) => {}
+            Err(panicked) => self.callback_panicked(id, panicked),
         }
         self.run_ticks();
+    }
+
+    /// A persistent watch's callback panicked: the watch ends (deregistered while its source is
+    /// still open, slot freed, a queued watch admitted), then the panic goes on to the caller
+    /// of `run`, leaving the runtime consistent and runnable again.
+    pub(super) fn callback_panicked(&mut self, id: EventId, panicked: Panicked<R>) -> ! {
+        let Panicked { entry, payload } = panicked;
+        if let Some(slot) = self.watchers.remove(id) {
+            if slot.state == State::Registered {
+                if let Err(e) = self.reactor.deregister(entry.source()) {
+                    log::warn!("runtime: deregistering watch {id} failed: {e}");
+                }
+            }
+        }
+        log::error!("runtime: the callback of watch {id} panicked; the watch is closed");
+        drop(entry);
+        self.admit_queued();
+        std::panic::resume_unwind(payload)
     }
 
     pub(super) fn fire_once(&mut self, id: EventId, event: Event) {
@@ -254,7 +276,9 @@ impl<R: Reactor + 'static> Runtime<R> {
             log::warn!("runtime: deregistering watch {id} failed: {e}");
         }
         self.admit_queued();
-        drop(entry.call(self, id, Ok(event)));
+        if let Err(panicked) = entry.call(self, id, Ok(event)) {
+            std::panic::resume_unwind(panicked.payload);
+        }
         self.run_ticks();
     }
 

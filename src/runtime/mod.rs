@@ -92,7 +92,8 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 pub use builder::{
-    Builder, DEFAULT_HIGH_WATERMARK, DEFAULT_IO_TIMEOUT, DEFAULT_QUEUE_LIMIT, DEFAULT_THREADS, THREADS_ENV,
+    Builder, DEFAULT_HIGH_WATERMARK, DEFAULT_IO_TIMEOUT, DEFAULT_POST_LIMIT, DEFAULT_QUEUE_LIMIT,
+    DEFAULT_THREADS, THREADS_ENV,
 };
 pub use inbox::Handle;
 pub use schedule::ImmediateId;
@@ -177,7 +178,7 @@ impl Runtime<DefaultReactor> {
 
 impl<R: Reactor + 'static> Runtime<R> {
     pub(crate) fn with_config(reactor: R, config: Config) -> io::Result<Runtime<R>> {
-        let inbox = Inbox::new(reactor.waker());
+        let inbox = Inbox::new(reactor.waker(), config.post_limit);
         log::debug!(
             "runtime: new loop on {} ({}), {} pool threads, io timeout {:?}, high watermark {}, queue {}",
             reactor.name(),
@@ -188,13 +189,14 @@ impl<R: Reactor + 'static> Runtime<R> {
             config.queue_limit
         );
         let now = Instant::now();
+        let seed = random_seed();
         Ok(Runtime {
             events: Some(Events::with_capacity(config.events_capacity)),
             pool: Pool::new(config.threads),
             reactor,
             config,
             now,
-            timers: TimerQueue::new(now),
+            timers: TimerQueue::with_seed(now, seed),
             immediates: VecDeque::new(),
             next_immediate: 0,
             cleared_immediates: HashSet::new(),
@@ -203,7 +205,7 @@ impl<R: Reactor + 'static> Runtime<R> {
             fed: VecDeque::new(),
             closes: VecDeque::new(),
             closing: VecDeque::new(),
-            watchers: Watchers::default(),
+            watchers: Watchers::with_seed(seed.rotate_left(17)),
             jobs: Slab::new(),
             inbox,
             mailbox: VecDeque::new(),
@@ -297,6 +299,15 @@ impl<R: Reactor + 'static> std::fmt::Debug for Runtime<R> {
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
+}
+
+/// A random number per call, from std's per-process random hash keys (no global state of our
+/// own): it makes ids of different runtimes differ.
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> &str {

@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 /// Identifies a timer started with [`Runtime::set_timeout`](super::Runtime::set_timeout) or
 /// [`Runtime::set_interval`](super::Runtime::set_interval).
 ///
-/// Ids are never reused by another timer: clearing a fired or cleared timer is a no-op.
+/// Ids are never reused by another timer: clearing a fired or cleared timer is a no-op. Each
+/// runtime numbers its timers from its own random start, so an id from another runtime misses
+/// (`clear_timer` returns false) except with a probability of about one in 2^60.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TimerId {
     /// The bucket of a timeout, or `REPEATING` for an interval.
@@ -83,15 +85,23 @@ pub(crate) struct TimerQueue<T> {
 }
 
 impl<T> TimerQueue<T> {
+    #[cfg(test)]
     pub(crate) fn new(epoch: Instant) -> Self {
+        Self::with_seed(epoch, 0)
+    }
+
+    /// A queue whose ids start from `seed` (a per-runtime random number), so that an id from
+    /// another runtime's queue misses here instead of naming one of these timers.
+    pub(crate) fn with_seed(epoch: Instant, seed: u64) -> Self {
         TimerQueue {
             epoch,
             buckets: BTreeMap::new(),
             repeating: HashMap::new(),
             interval_by_order: HashMap::new(),
             cursor: (0, 0),
-            next_order: 0,
-            next_repeating: 0,
+            // Orders stay below the flag bits: 2^61 insertions from any start.
+            next_order: seed & ((1 << 61) - 1),
+            next_repeating: seed.rotate_left(32) & ((1 << 62) - 1),
             live: 0,
             refed: 0,
         }

@@ -2,6 +2,7 @@
 
 use std::any::Any;
 use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use super::Runtime;
@@ -63,7 +64,10 @@ impl WatchOptions {
         WatchOptions::default()
     }
 
-    /// Ends the watch with `ErrorKind::TimedOut` after `idle` without an event.
+    /// Ends the watch with `ErrorKind::TimedOut` after `idle` without an event. `idle` must be
+    /// longer than zero: a watch asked for with `Duration::ZERO` is refused with
+    /// `ErrorKind::InvalidInput` (it would time out at once; [`no_timeout`](WatchOptions::no_timeout)
+    /// is the opt-out, and a zero from a configuration must not silently mean it).
     pub fn timeout(mut self, idle: Duration) -> WatchOptions {
         self.timeout = Timeout::After(idle);
         self
@@ -75,6 +79,14 @@ impl WatchOptions {
         self
     }
 
+    /// `InvalidInput` for a zero deadline.
+    pub(crate) fn check(&self) -> io::Result<()> {
+        check_timeout(match self.timeout {
+            Timeout::After(t) => Some(t),
+            Timeout::Default | Timeout::Never => None,
+        })
+    }
+
     /// How a persistent watch is re-armed.
     pub fn trigger(mut self, trigger: Trigger) -> WatchOptions {
         self.trigger = trigger;
@@ -82,17 +94,35 @@ impl WatchOptions {
     }
 }
 
+/// What a callback's panic hands back: the entry (its source still open, so the runtime can
+/// deregister it before dropping it) and the panic, to resume once the runtime is consistent.
+pub(crate) struct Panicked<R: Reactor + 'static> {
+    pub(crate) entry: Box<dyn Entry<R>>,
+    pub(crate) payload: Box<dyn Any + Send>,
+}
+
+/// What running an entry's callback gives back.
+pub(crate) type Called<R> = Result<Option<Box<dyn Entry<R>>>, Panicked<R>>;
+
+/// `InvalidInput` for a deadline of zero, which would end a watch before it could see an event.
+pub(crate) fn check_timeout(timeout: Option<Duration>) -> io::Result<()> {
+    if timeout == Some(Duration::ZERO) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a watch deadline of zero would time it out at once (no_timeout() removes the deadline)",
+        ));
+    }
+    Ok(())
+}
+
 /// A watch's source and callback.
 pub(crate) trait Entry<R: Reactor + 'static> {
     fn source(&self) -> BorrowedSource<'_>;
     fn source_any(&mut self) -> &mut dyn Any;
-    /// Runs the callback; a persistent entry comes back to be stored again.
-    fn call(
-        self: Box<Self>,
-        rt: &mut Runtime<R>,
-        id: EventId,
-        event: io::Result<Event>,
-    ) -> Option<Box<dyn Entry<R>>>;
+    /// Runs the callback; a persistent entry comes back to be stored again, or with the panic
+    /// if its callback panicked. A one-shot entry is consumed (its source goes to the
+    /// callback), and a panic in it unwinds through: its watch was removed before the call.
+    fn call(self: Box<Self>, rt: &mut Runtime<R>, id: EventId, event: io::Result<Event>) -> Called<R>;
 }
 
 pub(crate) struct Persistent<S, F> {
@@ -114,14 +144,15 @@ where
         &mut self.source
     }
 
-    fn call(
-        mut self: Box<Self>,
-        rt: &mut Runtime<R>,
-        id: EventId,
-        event: io::Result<Event>,
-    ) -> Option<Box<dyn Entry<R>>> {
-        (self.callback)(rt, id, &mut self.source, event);
-        Some(self)
+    fn call(mut self: Box<Self>, rt: &mut Runtime<R>, id: EventId, event: io::Result<Event>) -> Called<R> {
+        let this = &mut *self;
+        // The source must outlive the unwind: the watch is still registered with it.
+        match catch_unwind(AssertUnwindSafe(|| {
+            (this.callback)(rt, id, &mut this.source, event)
+        })) {
+            Ok(()) => Ok(Some(self)),
+            Err(payload) => Err(Panicked { entry: self, payload }),
+        }
     }
 }
 
@@ -144,14 +175,9 @@ where
         &mut self.source
     }
 
-    fn call(
-        self: Box<Self>,
-        rt: &mut Runtime<R>,
-        _id: EventId,
-        event: io::Result<Event>,
-    ) -> Option<Box<dyn Entry<R>>> {
+    fn call(self: Box<Self>, rt: &mut Runtime<R>, _id: EventId, event: io::Result<Event>) -> Called<R> {
         let Once { source, callback } = *self;
         callback(rt, source, event);
-        None
+        Ok(None)
     }
 }

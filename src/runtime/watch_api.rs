@@ -3,7 +3,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use super::watch::{Entry, Once, Persistent};
+use super::watch::{check_timeout, Entry, Once, Persistent};
 use super::watchers::{self, not_a_watch, NewWatcher, State};
 use super::{Callback, Runtime, Trigger, WatchOptions};
 use crate::{AsSource, Event, EventId, Interest, Mode, Reactor};
@@ -27,7 +27,11 @@ impl<R: Reactor + 'static> Runtime<R> {
     /// `interest`; `callback` gets the id, the source and each event, or the error that ended
     /// the watch.
     ///
-    /// The returned [`EventId`] is the watcher's id and the id registered with the reactor. The
+    /// The returned [`EventId`] is the watcher's id and the id registered with the reactor.
+    /// Ids belong to their runtime: each numbers its watches' generations from its own random
+    /// start, so an id from another runtime (or a closed watch) gets `ErrorKind::NotFound` from
+    /// every method taking one (except with a probability of about 2^-32 per id on 64-bit
+    /// targets, 2^-12 on 32-bit ones). The
     /// deadline is an idle timeout: each event restarts it; when it passes, the source is
     /// deregistered, its slot freed, and the callback gets `ErrorKind::TimedOut` one last time.
     /// With [`Trigger::Edge`] (the default) read or write until `WouldBlock` in the callback.
@@ -62,6 +66,7 @@ impl<R: Reactor + 'static> Runtime<R> {
     ///
     /// # Errors
     ///
+    /// - `ErrorKind::InvalidInput` for a [`timeout`](WatchOptions::timeout) of zero.
     /// - `ErrorKind::QuotaExceeded` if the high watermark is reached and the queue is full.
     /// - The reactor's error if it refuses the source.
     ///
@@ -139,6 +144,7 @@ impl<R: Reactor + 'static> Runtime<R> {
         rearm: bool,
         options: WatchOptions,
     ) -> io::Result<EventId> {
+        options.check()?;
         let state = if self.watchers.registered() < self.config.high_watermark {
             State::Registered
         } else if self.watchers.queued() < self.config.queue_limit
@@ -220,7 +226,9 @@ impl<R: Reactor + 'static> Runtime<R> {
                 let _ = self.reactor.deregister(entry.source());
             }
             self.pending.push_back(Box::new(move |rt: &mut Self| {
-                drop(entry.call(rt, id, Err(error)))
+                if let Err(panicked) = entry.call(rt, id, Err(error)) {
+                    std::panic::resume_unwind(panicked.payload);
+                }
             }));
         }
     }
@@ -413,8 +421,10 @@ impl<R: Reactor + 'static> Runtime<R> {
     ///
     /// # Errors
     ///
-    /// `ErrorKind::NotFound` if `id` is not a live watch.
+    /// `ErrorKind::NotFound` if `id` is not a live watch; `ErrorKind::InvalidInput` for
+    /// `Some(Duration::ZERO)` (the watch keeps its deadline).
     pub fn set_watch_timeout(&mut self, id: EventId, timeout: Option<Duration>) -> io::Result<()> {
+        check_timeout(timeout)?;
         if self.watchers.set_timeout(id, timeout, Instant::now()) {
             Ok(())
         } else {

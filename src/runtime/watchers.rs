@@ -55,6 +55,9 @@ pub(crate) struct Slot<E> {
     pub(crate) pause_pending: Option<bool>,
     /// Closed while its callback ran: finish the close when it returns.
     pub(crate) closing: bool,
+    /// Its id is in the high-watermark queue (maybe from before a pause): moving back to
+    /// `Queued` reuses that entry instead of adding one.
+    in_queue: bool,
     pub(crate) refed: bool,
     timeout: Option<Duration>,
     deadline: Option<Instant>,
@@ -86,9 +89,18 @@ pub(crate) struct Watchers<E> {
 
 impl<E> Default for Watchers<E> {
     fn default() -> Self {
+        Self::with_seed(0)
+    }
+}
+
+impl<E> Watchers<E> {
+    /// A table whose generations start from `seed` (a per-runtime random number), so that an
+    /// id from another runtime misses here instead of naming one of these watches.
+    pub(crate) fn with_seed(seed: u64) -> Self {
         Watchers {
             slots: Slab::new(),
-            next_generation: 0,
+            // Truncation intended: the seed's low bits, as many as generations have.
+            next_generation: (seed as usize) & GENERATIONS,
             queue: VecDeque::new(),
             deadlines: BinaryHeap::new(),
             registered: 0,
@@ -126,6 +138,7 @@ impl<E> Watchers<E> {
             interest_dirty: false,
             pause_pending: None,
             closing: false,
+            in_queue: new.state == State::Queued,
             refed: true,
             timeout: new.timeout,
             deadline,
@@ -136,6 +149,7 @@ impl<E> Watchers<E> {
         self.count(new.state, true);
         if new.state == State::Queued {
             self.queue.push_back(id);
+            self.compact_queue();
         }
         if let Some(deadline) = deadline {
             self.deadlines.push(Reverse((deadline, id)));
@@ -192,11 +206,37 @@ impl<E> Watchers<E> {
         if old == state {
             return;
         }
+        let enqueue = state == State::Queued && !slot.in_queue;
+        if enqueue {
+            slot.in_queue = true;
+        }
         self.count(old, false);
         self.count(state, true);
-        if state == State::Queued {
+        if enqueue {
             self.queue.push_back(id);
+            self.compact_queue();
         }
+    }
+
+    /// Drops the queue entries of watches that were removed or left the queue once they
+    /// outnumber the queued ones, so churn (pause and resume, close while queued) cannot grow
+    /// the queue beyond twice what is queued.
+    fn compact_queue(&mut self) {
+        if self.queue.len() <= 2 * self.queued + 16 {
+            return;
+        }
+        let slots = &mut self.slots;
+        self.queue.retain(|&id| {
+            let (index, generation) = split(id);
+            match slots.get_mut(index).filter(|s| s.generation == generation) {
+                Some(slot) if slot.state == State::Queued => true,
+                Some(slot) => {
+                    slot.in_queue = false;
+                    false
+                }
+                None => false,
+            }
+        });
     }
 
     /// An event arrived: the idle deadline restarts at `now`.
@@ -242,6 +282,7 @@ impl<E> Watchers<E> {
     pub(crate) fn admit(&mut self) -> Option<EventId> {
         while let Some(id) = self.queue.pop_front() {
             if let Some(slot) = self.get_mut(id) {
+                slot.in_queue = false;
                 if slot.state == State::Queued {
                     slot.state = State::Registered;
                     self.queued -= 1;
@@ -382,5 +423,38 @@ mod tests {
         assert_eq!(w.admit(), Some(c));
         assert_eq!(w.admit(), None);
         assert_eq!((w.registered(), w.queued()), (2, 0));
+    }
+
+    #[test]
+    fn pause_resume_churn_keeps_the_queue_small() {
+        let now = Instant::now();
+        let mut w = Watchers::default();
+        let id = w.insert(new(State::Queued, None), now);
+        for _ in 0..100_000 {
+            w.set_state(id, State::Paused);
+            w.set_state(id, State::Queued);
+        }
+        assert_eq!(w.queued(), 1);
+        assert!(w.queue.len() <= 1, "queue holds {} entries", w.queue.len());
+        assert_eq!(w.admit(), Some(id));
+        assert_eq!(w.admit(), None);
+    }
+
+    #[test]
+    fn closing_queued_watches_keeps_the_queue_small() {
+        let now = Instant::now();
+        let mut w = Watchers::default();
+        let kept = w.insert(new(State::Queued, None), now);
+        for _ in 0..100_000 {
+            let id = w.insert(new(State::Queued, None), now);
+            w.remove(id);
+        }
+        assert!(
+            w.queue.len() <= 2 * w.queued() + 17,
+            "queue holds {} entries",
+            w.queue.len()
+        );
+        assert_eq!(w.admit(), Some(kept));
+        assert_eq!(w.admit(), None);
     }
 }

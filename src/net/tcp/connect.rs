@@ -45,6 +45,7 @@ where
     F: FnOnce(&mut Runtime<R>, io::Result<Conn>) + 'static,
 {
     options.conn.check()?;
+    options.connect.check()?;
     // mio's connect creates a non-blocking socket and treats EINPROGRESS / WSAEWOULDBLOCK as
     // "in progress" on every OS.
     let stream = match mio::net::TcpStream::connect(addr) {

@@ -133,6 +133,7 @@ impl ConnOptions {
 
     /// Checks what cannot be honoured: a read buffer above [`MAX_BUFFER`](crate::net::MAX_BUFFER).
     fn check(&self) -> io::Result<()> {
+        self.watch.check()?;
         crate::net::check_buffer("the read buffer", self.read_buffer)
     }
 
