@@ -16,6 +16,18 @@ mod util;
 
 use util::{init_logging as init, run_bounded, tcp_pair};
 
+/// The descriptor number of a Unix socket (`None` elsewhere: Windows handles are not reused
+/// the same way).
+#[cfg(unix)]
+fn descriptor<S: std::os::fd::AsRawFd>(socket: &S) -> Option<i64> {
+    Some(socket.as_raw_fd().into())
+}
+
+#[cfg(not(unix))]
+fn descriptor<S>(_: &S) -> Option<i64> {
+    None
+}
+
 fn runtime<R: Reactor + 'static>(reactor: R) -> Runtime<R> {
     Builder::new().build_with(reactor).expect("runtime")
 }
@@ -27,8 +39,7 @@ fn panicking_callback_closes_its_watch<R: Reactor + 'static>(reactor: R) {
     init();
     let mut rt = runtime(reactor);
     let (mut client, server) = tcp_pair();
-    #[cfg(unix)]
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&server);
+    let fd = descriptor(&server);
     rt.watch(server, Interest::READABLE, |_, _, _, _| panic!("callback fails"))
         .unwrap();
     client.write_all(b"x").unwrap();
@@ -47,18 +58,12 @@ fn panicking_callback_closes_its_watch<R: Reactor + 'static>(reactor: R) {
     let mut spare = Vec::new();
     let listener = loop {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        #[cfg(unix)]
-        if std::os::fd::AsRawFd::as_raw_fd(&l) != fd && spare.len() < 256 {
-            spare.push(l);
-            continue;
+        if descriptor(&l) == fd || spare.len() >= 256 {
+            break l;
         }
-        break l;
+        spare.push(l);
     };
-    #[cfg(unix)]
-    log::info!(
-        "descriptor {fd} reused: {}",
-        std::os::fd::AsRawFd::as_raw_fd(&listener) == fd
-    );
+    log::info!("descriptor {fd:?} reused: {}", descriptor(&listener) == fd);
     drop(spare);
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
