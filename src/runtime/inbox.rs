@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::sync::lock;
 
+use super::task::{Schedule, TaskHeader};
 use crate::Waker;
 
 /// A callback posted from another thread.
@@ -27,6 +28,8 @@ pub(crate) enum Message<Rt> {
     Post(Posted<Rt>),
     /// A thread-pool job finished.
     Done(u64, JobOutput),
+    /// A task was woken.
+    Wake(Arc<TaskHeader>),
 }
 
 struct Queue<Rt> {
@@ -99,6 +102,11 @@ impl<Rt> Inbox<Rt> {
         }
     }
 
+    /// Whether messages wait for the loop (it must not block before draining them).
+    pub(crate) fn pending(&self) -> bool {
+        self.wake_pending.load(Ordering::Acquire)
+    }
+
     /// Refuses further messages and drops the queued ones.
     pub(crate) fn close(&self) {
         let dropped = {
@@ -107,6 +115,26 @@ impl<Rt> Inbox<Rt> {
             std::mem::take(&mut queue.messages)
         };
         drop(dropped);
+    }
+}
+
+impl<Rt: 'static> Schedule for Inbox<Rt> {
+    fn schedule(&self, task: Arc<TaskHeader>, local: bool) {
+        {
+            let mut queue = lock(&self.queue);
+            if queue.closed {
+                return;
+            }
+            queue.messages.push_back(Message::Wake(task));
+        }
+        if local {
+            // The loop drains the inbox before it blocks: no wake-up needed.
+            self.wake_pending.store(true, Ordering::Release);
+        } else if !self.wake_pending.swap(true, Ordering::AcqRel) {
+            if let Err(e) = self.waker.wake() {
+                log::warn!("runtime: waking the loop failed: {e}");
+            }
+        }
     }
 }
 

@@ -175,7 +175,8 @@ impl<R: Reactor + 'static> Runtime<R> {
 
     pub(super) fn poll_timeout(&mut self) -> Option<Duration> {
         if self.stopped
-            || !self.is_alive()
+            || (!self.is_alive() && self.blocking_on == 0)
+            || self.inbox.pending()
             || !self.ticks.is_empty()
             || !self.immediates.is_empty()
             || !self.pending.is_empty()
@@ -214,6 +215,10 @@ impl<R: Reactor + 'static> Runtime<R> {
         while let Some(message) = self.mailbox.pop_front() {
             match message {
                 Message::Post(callback) => callback(self),
+                Message::Wake(task) => {
+                    self.poll_task(task);
+                    continue;
+                }
                 Message::Done(key, output) => {
                     if let Some(callback) = usize::try_from(key).ok().and_then(|k| self.jobs.try_remove(k)) {
                         callback(self, output);

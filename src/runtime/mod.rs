@@ -18,7 +18,7 @@
 //! │  ├───────────────────────────┤
 //! │  │ idle / prepare            │  admit queued watches; compute the poll timeout
 //! │  ├───────────────────────────┤
-//! │  │ poll                      │  wait for I/O; run watcher callbacks, pool results, posts
+//! │  │ poll                      │  wait for I/O; run watcher callbacks, then pool results, posts, woken tasks
 //! │  ├───────────────────────────┤
 //! │  │ check                     │  immediates queued before the phase began
 //! │  ├───────────────────────────┤
@@ -32,6 +32,7 @@
 //! |---|---|---|
 //! | pending | events fed by [`wake_watch`](Runtime::wake_watch), then errors from re-arming or admitting a watch | next iteration |
 //! | poll | blocks until the next timer or deadline, or not at all when immediates, next-ticks, pending or close callbacks wait, when stopped, when nothing referenced is left, or in [`run_nowait`](Runtime::run_nowait) | — |
+//! | poll: tasks | [`spawn_local`](Runtime::spawn_local) tasks woken before the inbox was drained, after the I/O callbacks of this poll, in wake order with pool results and posts; next-ticks between them (promises in Node) | a task woken here runs in the next iteration (the poll does not block) |
 //! | check | [`set_immediate`](Runtime::set_immediate) callbacks | an immediate set here waits for the next iteration |
 //! | close | [`close_with`](Runtime::close_with) callbacks, the last queued first (libuv's closing handles are a stack) | next iteration |
 //! | timers | timers due at the loop time, in deadline then insertion order; then watches past their deadline get `TimedOut` | a timer started here waits for the next iteration (delays are at least [`MIN_DELAY`]) |
@@ -78,6 +79,7 @@ mod iteration;
 mod pool;
 mod schedule;
 mod stats;
+mod task;
 mod timers;
 mod watch;
 mod watch_api;
@@ -98,6 +100,7 @@ pub use builder::{
 pub use inbox::Handle;
 pub use schedule::ImmediateId;
 pub use stats::Stats;
+pub use task::JoinHandle;
 pub use timers::TimerId;
 pub use watch::{Trigger, WatchOptions};
 
@@ -153,6 +156,12 @@ pub struct Runtime<R: Reactor + 'static = DefaultReactor> {
     jobs: Slab<JobCallback<R>>,
     inbox: Arc<Inbox<Runtime<R>>>,
     mailbox: VecDeque<Message<Runtime<R>>>,
+    tasks: task::Tasks,
+    /// The thread the runtime was made on and runs on (it is not `Send`).
+    loop_thread: std::thread::ThreadId,
+    /// Nested [`Runtime::block_on`] calls waiting: the loop blocks for wakes even when nothing
+    /// else is referenced.
+    blocking_on: usize,
     stopped: bool,
     ticks_run: u64,
     timeouts: u64,
@@ -209,6 +218,9 @@ impl<R: Reactor + 'static> Runtime<R> {
             jobs: Slab::new(),
             inbox,
             mailbox: VecDeque::new(),
+            tasks: task::Tasks::new(),
+            loop_thread: std::thread::current().id(),
+            blocking_on: 0,
             stopped: false,
             ticks_run: 0,
             timeouts: 0,
@@ -255,6 +267,7 @@ impl<R: Reactor + 'static> Runtime<R> {
             pool_queued,
             pool_running,
             pool_pending: self.jobs.len(),
+            tasks: self.live_tasks(),
             timeouts: self.timeouts,
             watermark_hits: self.watermark_hits,
             rejected: self.rejected,
@@ -277,6 +290,7 @@ impl<R: Reactor + 'static> Runtime<R> {
             || !self.ticks.is_empty()
             || !self.pending.is_empty()
             || !self.closes.is_empty()
+            || self.inbox.pending()
     }
 }
 

@@ -21,6 +21,9 @@ pub struct Stats {
     pub pool_running: usize,
     /// Pool jobs whose result has not reached its callback yet.
     pub pool_pending: usize,
+    /// Tasks spawned with [`Runtime::spawn_local`](super::Runtime::spawn_local) (or
+    /// [`block_on`](super::Runtime::block_on)) that have not finished.
+    pub tasks: usize,
     /// Watches closed by their deadline.
     pub timeouts: u64,
     /// Watches that had to queue because the high watermark was reached.
