@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::task::{Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use portable_reactor::runtime::{Builder, Runtime};
 use portable_reactor::{MioReactor, PollingReactor, Reactor};
@@ -220,6 +220,64 @@ fn task_woken_by_pool_thread<R: Reactor + 'static>(reactor: R) {
     let _ = woke.load(Ordering::SeqCst);
 }
 
+/// `sleep` never completes early and its timer keeps `run` going; `timeout` gives `TimedOut`
+/// and drops (clears) what it gave up on; an interval ticks a period apart.
+fn time_futures<R: Reactor + 'static>(reactor: R) {
+    init();
+    let mut rt = runtime(reactor);
+    let time = rt.time();
+    let done = Rc::new(Cell::new(None));
+    let d = done.clone();
+    let t = time.clone();
+    let start = Instant::now();
+    drop(rt.spawn_local(async move {
+        t.sleep(Duration::from_millis(20)).await;
+        d.set(Some(start.elapsed()));
+    }));
+    util::run_bounded(&mut rt, Duration::from_secs(10));
+    let slept = done.get().expect("run kept going for the sleeping task");
+    assert!(slept >= Duration::from_millis(20), "woke early: {slept:?}");
+
+    let t = time.clone();
+    let start = Instant::now();
+    let err = rt
+        .block_on(async move {
+            t.timeout(Duration::from_millis(5), t.sleep(Duration::from_secs(60)))
+                .await
+        })
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    assert!(start.elapsed() >= Duration::from_millis(5));
+    assert_eq!(rt.stats().timers, 0, "the abandoned sleep's timer is cleared");
+    let t = time.clone();
+    let quick = rt.block_on(async move { t.timeout(Duration::from_secs(60), async { 5 }).await });
+    assert_eq!(quick.unwrap().unwrap(), 5);
+    assert_eq!(rt.stats().timers, 0, "the unused timeout's timer is cleared");
+
+    let t = time.clone();
+    let ticks = rt
+        .block_on(async move {
+            let mut interval = t.interval(Duration::from_millis(5));
+            let mut at = Vec::new();
+            for _ in 0..3 {
+                interval.tick().await;
+                at.push(Instant::now());
+            }
+            at
+        })
+        .unwrap();
+    for pair in ticks.windows(2) {
+        assert!(pair[1] - pair[0] >= Duration::from_millis(5), "{ticks:?}");
+    }
+    let start = Instant::now();
+    rt.run().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "nothing left behind keeps the loop"
+    );
+}
+
 macro_rules! task_tests {
     ($($backend:ident => $make:expr),* $(,)?) => {$(
         mod $backend {
@@ -231,6 +289,7 @@ macro_rules! task_tests {
             #[test] fn panicking_task_surfaces_in_its_handle() { super::panicking_task_surfaces_in_its_handle($make) }
             #[test] fn abort_and_detach() { super::abort_and_detach($make) }
             #[test] fn tasks_run_in_the_poll_phase() { super::tasks_run_in_the_poll_phase($make) }
+            #[test] fn time_futures() { super::time_futures($make) }
             #[test] fn task_woken_by_pool_thread() { super::task_woken_by_pool_thread($make) }
         }
     )*};

@@ -122,10 +122,14 @@ impl<R: Reactor + 'static> Runtime<R> {
 
     pub(super) fn run_timers(&mut self) {
         let now = self.now;
-        while let Some((id, timer)) = self.timers.pop_due(now) {
+        loop {
+            // The queue's borrow ends before the timer runs: its callback may start timers.
+            let due = self.timers.borrow_mut().pop_due(now);
+            let Some((id, timer)) = due else { break };
             if let Some((next, interval)) = timer.fire(self) {
                 // Err: cleared during its run; dropping it ends it.
-                drop(self.timers.reinsert(id, next, interval));
+                let requeued = self.timers.borrow_mut().reinsert(id, next, interval);
+                drop(requeued);
             }
             self.run_ticks();
         }
@@ -185,7 +189,8 @@ impl<R: Reactor + 'static> Runtime<R> {
         {
             return Some(Duration::ZERO);
         }
-        let next = match (self.timers.next_deadline(), self.watchers.next_deadline()) {
+        let timer = self.timers.borrow().next_deadline();
+        let next = match (timer, self.watchers.next_deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };

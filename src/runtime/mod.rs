@@ -80,14 +80,17 @@ mod pool;
 mod schedule;
 mod stats;
 mod task;
+mod time;
 mod timers;
 mod watch;
 mod watch_api;
 mod watchers;
 
 use std::any::Any;
+use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
 use std::io;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -101,6 +104,7 @@ pub use inbox::Handle;
 pub use schedule::ImmediateId;
 pub use stats::Stats;
 pub use task::JoinHandle;
+pub use time::{Interval, Sleep, Time, Timeout};
 pub use timers::TimerId;
 pub use watch::{Trigger, WatchOptions};
 
@@ -140,7 +144,8 @@ pub struct Runtime<R: Reactor + 'static = DefaultReactor> {
     /// The loop time, refreshed before timers run and after each poll.
     now: Instant,
     events: Option<Events>,
-    timers: TimerQueue<Box<dyn Timer<R>>>,
+    /// Shared with the time futures of [`Time`] (single-threaded: `Rc`).
+    timers: Rc<RefCell<TimerQueue<Box<dyn Timer<R>>>>>,
     immediates: VecDeque<(u64, Callback<R>)>,
     next_immediate: u64,
     cleared_immediates: HashSet<u64>,
@@ -205,7 +210,7 @@ impl<R: Reactor + 'static> Runtime<R> {
             reactor,
             config,
             now,
-            timers: TimerQueue::with_seed(now, seed),
+            timers: Rc::new(RefCell::new(TimerQueue::with_seed(now, seed))),
             immediates: VecDeque::new(),
             next_immediate: 0,
             cleared_immediates: HashSet::new(),
@@ -262,7 +267,7 @@ impl<R: Reactor + 'static> Runtime<R> {
             registered: self.watchers.registered(),
             queued: self.watchers.queued(),
             paused: self.watchers.paused(),
-            timers: self.timers.len(),
+            timers: self.timers.borrow().len(),
             immediates: self.immediates.len() - self.cleared_immediates.len(),
             pool_queued,
             pool_running,
@@ -283,7 +288,7 @@ impl<R: Reactor + 'static> Runtime<R> {
 
     /// Whether anything referenced is left to run.
     pub fn is_alive(&self) -> bool {
-        self.timers.refed() > 0
+        self.timers.borrow().refed() > 0
             || self.watchers.refed() > 0
             || !self.jobs.is_empty()
             || !self.immediates.is_empty()

@@ -46,7 +46,9 @@ impl<R: Reactor + 'static> Runtime<R> {
     /// distinct pending milliseconds.
     pub fn set_timeout(&mut self, delay: Duration, callback: impl FnOnce(&mut Self) + 'static) -> TimerId {
         let deadline = deadline_after(Instant::now(), delay.max(MIN_DELAY));
-        self.timers.insert(deadline, Box::new(Timeout(callback)))
+        self.timers
+            .borrow_mut()
+            .insert(deadline, Box::new(Timeout(callback)))
     }
 
     /// Runs `callback` every `period` (at least [`MIN_DELAY`]), each time `period` after the
@@ -55,24 +57,25 @@ impl<R: Reactor + 'static> Runtime<R> {
         let period = period.max(MIN_DELAY);
         let deadline = deadline_after(Instant::now(), period);
         self.timers
+            .borrow_mut()
             .insert_repeating(deadline, Box::new(Interval { period, callback }))
     }
 
     /// Cancels a timeout or interval (also from inside its own callback). Returns whether it was
     /// still active.
     pub fn clear_timer(&mut self, id: TimerId) -> bool {
-        self.timers.cancel(id)
+        self.timers.borrow_mut().cancel(id)
     }
 
     /// Lets the loop end while this timer is pending (Node's `timeout.unref()`). Returns false
     /// for a timer that is no longer active.
     pub fn unref_timer(&mut self, id: TimerId) -> bool {
-        self.timers.set_ref(id, false)
+        self.timers.borrow_mut().set_ref(id, false)
     }
 
     /// Undoes [`unref_timer`](Runtime::unref_timer).
     pub fn ref_timer(&mut self, id: TimerId) -> bool {
-        self.timers.set_ref(id, true)
+        self.timers.borrow_mut().set_ref(id, true)
     }
 
     /// Runs `callback` in the check phase of this iteration (or the next, if called from the
