@@ -278,6 +278,19 @@ fn time_futures<R: Reactor + 'static>(reactor: R) {
     );
 }
 
+/// `spawn_blocking_future`: the job's value, or its panic as `Other`.
+fn blocking_job_as_a_future<R: Reactor + 'static>(reactor: R) {
+    init();
+    let mut rt = runtime(reactor);
+    let job = rt.spawn_blocking_future(|| std::thread::current().id()).unwrap();
+    let pool_thread = rt.block_on(job).unwrap().unwrap();
+    assert_ne!(pool_thread, std::thread::current().id(), "ran on a pool thread");
+    let boom = rt.spawn_blocking_future(|| -> u8 { panic!("job boom") }).unwrap();
+    let err = rt.block_on(boom).unwrap().unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::Other);
+    assert!(err.to_string().contains("job boom"), "{err}");
+}
+
 macro_rules! task_tests {
     ($($backend:ident => $make:expr),* $(,)?) => {$(
         mod $backend {
@@ -290,6 +303,7 @@ macro_rules! task_tests {
             #[test] fn abort_and_detach() { super::abort_and_detach($make) }
             #[test] fn tasks_run_in_the_poll_phase() { super::tasks_run_in_the_poll_phase($make) }
             #[test] fn time_futures() { super::time_futures($make) }
+            #[test] fn blocking_job_as_a_future() { super::blocking_job_as_a_future($make) }
             #[test] fn task_woken_by_pool_thread() { super::task_woken_by_pool_thread($make) }
         }
     )*};

@@ -101,6 +101,7 @@ pub use builder::{
     DEFAULT_THREADS, THREADS_ENV,
 };
 pub use inbox::Handle;
+pub use pool::BlockingJob;
 pub use schedule::ImmediateId;
 pub use stats::Stats;
 pub use task::JoinHandle;

@@ -12,7 +12,9 @@ use super::inbox::{Inbox, JobOutput, Message};
 use super::{panic_message, Runtime};
 use crate::Reactor;
 use std::any::Any;
+use std::cell::RefCell;
 use std::io;
+use std::rc::Rc;
 
 /// A job: computes a boxed value on a pool thread.
 pub(crate) type Work = Box<dyn FnOnce() -> Box<dyn std::any::Any + Send> + Send>;
@@ -194,5 +196,82 @@ impl<R: Reactor + 'static> Runtime<R> {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// [`spawn_blocking`](Runtime::spawn_blocking) as a future, for tasks: resolves to the
+    /// job's value, or `ErrorKind::Other` if it panicked. The job keeps the loop alive until
+    /// its result is in; dropping the future does not cancel a job already started (its result
+    /// is dropped).
+    ///
+    /// ```
+    /// use portable_reactor::runtime::Runtime;
+    /// let mut rt = Runtime::new()?;
+    /// let job = rt.spawn_blocking_future(|| (1..=5u32).product::<u32>())?;
+    /// assert_eq!(rt.block_on(job)??, 120);
+    /// # std::io::Result::Ok(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`spawn_blocking`](Runtime::spawn_blocking).
+    pub fn spawn_blocking_future<T: Send + 'static>(
+        &mut self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> io::Result<BlockingJob<T>> {
+        let slot: Rc<RefCell<JobSlot<T>>> = Rc::new(RefCell::new(JobSlot {
+            result: None,
+            waiter: None,
+        }));
+        let filled = slot.clone();
+        self.spawn_blocking(work, move |_, result| {
+            let waiter = {
+                let mut s = filled.borrow_mut();
+                s.result = Some(result);
+                s.waiter.take()
+            };
+            if let Some(waiter) = waiter {
+                waiter.wake();
+            }
+        })?;
+        Ok(BlockingJob { slot })
+    }
+}
+
+struct JobSlot<T> {
+    result: Option<io::Result<T>>,
+    waiter: Option<std::task::Waker>,
+}
+
+/// A pool job's result as a future, from [`Runtime::spawn_blocking_future`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct BlockingJob<T> {
+    slot: Rc<RefCell<JobSlot<T>>>,
+}
+
+impl<T> std::future::Future for BlockingJob<T> {
+    type Output = io::Result<T>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<T>> {
+        let mut s = self.slot.borrow_mut();
+        match s.result.take() {
+            Some(result) => std::task::Poll::Ready(result),
+            None => {
+                if !s.waiter.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    s.waiter = Some(cx.waker().clone());
+                }
+                std::task::Poll::Pending
+            }
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for BlockingJob<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockingJob")
+            .field("done", &self.slot.borrow().result.is_some())
+            .finish()
     }
 }
