@@ -76,6 +76,7 @@
 mod builder;
 mod inbox;
 mod iteration;
+mod local;
 mod pool;
 mod schedule;
 mod stats;
@@ -101,6 +102,7 @@ pub use builder::{
     DEFAULT_THREADS, THREADS_ENV,
 };
 pub use inbox::Handle;
+pub use local::Local;
 pub use pool::BlockingJob;
 pub use schedule::ImmediateId;
 pub use stats::Stats;
@@ -162,9 +164,8 @@ pub struct Runtime<R: Reactor + 'static = DefaultReactor> {
     jobs: Slab<JobCallback<R>>,
     inbox: Arc<Inbox<Runtime<R>>>,
     mailbox: VecDeque<Message<Runtime<R>>>,
-    tasks: task::Tasks,
-    /// The thread the runtime was made on and runs on (it is not `Send`).
-    loop_thread: std::thread::ThreadId,
+    /// Tasks and deferred work, shared with [`Local`] handles.
+    shared: Rc<local::Shared<R>>,
     /// Nested [`Runtime::block_on`] calls waiting: the loop blocks for wakes even when nothing
     /// else is referenced.
     blocking_on: usize,
@@ -222,10 +223,9 @@ impl<R: Reactor + 'static> Runtime<R> {
             closing: VecDeque::new(),
             watchers: Watchers::with_seed(seed.rotate_left(17)),
             jobs: Slab::new(),
+            shared: local::Shared::new(std::thread::current().id(), inbox.clone()),
             inbox,
             mailbox: VecDeque::new(),
-            tasks: task::Tasks::new(),
-            loop_thread: std::thread::current().id(),
             blocking_on: 0,
             stopped: false,
             ticks_run: 0,
@@ -297,6 +297,7 @@ impl<R: Reactor + 'static> Runtime<R> {
             || !self.pending.is_empty()
             || !self.closes.is_empty()
             || self.inbox.pending()
+            || !self.shared.deferred.borrow().is_empty()
     }
 }
 
@@ -309,6 +310,15 @@ impl<R: Reactor + 'static> Drop for Runtime<R> {
                 let _ = self.reactor.deregister(entry.source());
             }
         }
+        // Tasks and timer callbacks may hold `Local` and `Time` handles, which hold these
+        // tables: empty them (dropping their contents outside the borrows) so nothing leaks
+        // through the cycle.
+        let tasks = std::mem::take(&mut *self.shared.tasks.borrow_mut());
+        drop(tasks);
+        let deferred = std::mem::take(&mut *self.shared.deferred.borrow_mut());
+        drop(deferred);
+        let timers = std::mem::replace(&mut *self.timers.borrow_mut(), TimerQueue::with_seed(self.now, 0));
+        drop(timers);
     }
 }
 

@@ -100,8 +100,13 @@ impl<R: Reactor + 'static> Runtime<R> {
     }
 
     pub(super) fn run_ticks(&mut self) {
-        while let Some(tick) = self.ticks.pop_front() {
-            tick(self);
+        loop {
+            while let Some(tick) = self.ticks.pop_front() {
+                tick(self);
+            }
+            if !self.run_deferred() {
+                return;
+            }
         }
     }
 }

@@ -24,6 +24,7 @@ pub(crate) use waker::{Schedule, TaskHeader};
 use join::{Completion, JoinState};
 
 use super::iteration::RunMode;
+use super::local::Shared;
 use super::{panic_message, Runtime};
 use crate::Reactor;
 
@@ -55,25 +56,7 @@ impl<R: Reactor + 'static> Runtime<R> {
         F: Future + 'static,
         F::Output: 'static,
     {
-        let state = JoinState::new();
-        let done = state.clone();
-        let task = async move {
-            let output = future.await;
-            join::complete(&done, output);
-        };
-        let entry = self.tasks.vacant_entry();
-        let header = Arc::new(TaskHeader::new(
-            entry.key(),
-            self.loop_thread,
-            self.inbox.clone() as Arc<dyn Schedule>,
-        ));
-        entry.insert(TaskSlot {
-            future: Some(Box::pin(task)),
-            header: header.clone(),
-            completion: state.clone(),
-        });
-        header.wake_by_ref();
-        JoinHandle { state, header }
+        spawn_in(&self.shared, future)
     }
 
     /// Runs the loop until `future` completes and returns its output: the future runs as a
@@ -121,46 +104,56 @@ impl<R: Reactor + 'static> Runtime<R> {
 
     /// Tasks not finished yet.
     pub(crate) fn live_tasks(&self) -> usize {
-        self.tasks.len()
+        self.shared.tasks.borrow().len()
     }
 
     /// Polls a woken task (the poll phase, from the inbox).
     pub(super) fn poll_task(&mut self, header: Arc<TaskHeader>) {
         header.queued.store(false, Ordering::Release);
         let index = header.index;
-        let Some(slot) = self
-            .tasks
-            .get_mut(index)
-            .filter(|s| Arc::ptr_eq(&s.header, &header))
-        else {
-            return;
+        let taken = {
+            let mut tasks = self.shared.tasks.borrow_mut();
+            let Some(slot) = tasks.get_mut(index).filter(|s| Arc::ptr_eq(&s.header, &header)) else {
+                return;
+            };
+            if slot.completion.aborted() {
+                Err(tasks.remove(index))
+            } else {
+                match slot.future.take() {
+                    Some(future) => Ok(future),
+                    None => return,
+                }
+            }
         };
-        if slot.completion.aborted() {
-            let slot = self.tasks.remove(index);
-            drop(slot.future);
-            slot.completion.finish(Some(io::Error::new(
-                io::ErrorKind::Interrupted,
-                "the task was aborted",
-            )));
-            return;
-        }
-        let Some(mut future) = slot.future.take() else {
-            return;
+        let mut future = match taken {
+            Ok(future) => future,
+            Err(slot) => {
+                // Dropped outside the table's borrow: the future's drop may spawn or defer.
+                drop(slot.future);
+                slot.completion.finish(Some(io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    "the task was aborted",
+                )));
+                return;
+            }
         };
         let waker = Waker::from(header);
         let mut cx = Context::from_waker(&waker);
-        match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
+        let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)));
+        match polled {
             Ok(Poll::Pending) => {
-                if let Some(slot) = self.tasks.get_mut(index) {
+                if let Some(slot) = self.shared.tasks.borrow_mut().get_mut(index) {
                     slot.future = Some(future);
                 }
             }
             Ok(Poll::Ready(())) => {
-                drop(self.tasks.remove(index));
+                drop(future);
+                let slot = self.shared.tasks.borrow_mut().remove(index);
+                drop(slot);
             }
             Err(panic) => {
-                let slot = self.tasks.remove(index);
                 drop(future);
+                let slot = self.shared.tasks.borrow_mut().remove(index);
                 log::error!("runtime: task {index} panicked");
                 slot.completion.finish(Some(io::Error::other(format!(
                     "task panicked: {}",
@@ -170,6 +163,34 @@ impl<R: Reactor + 'static> Runtime<R> {
         }
         self.run_ticks();
     }
+}
+
+/// Spawns `future` into the task table of `shared` (see [`Runtime::spawn_local`]).
+pub(crate) fn spawn_in<R, F>(shared: &Shared<R>, future: F) -> JoinHandle<F::Output>
+where
+    R: Reactor + 'static,
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let state = JoinState::new();
+    let done = state.clone();
+    let task = async move {
+        let output = future.await;
+        join::complete(&done, output);
+    };
+    let header = {
+        let mut tasks = shared.tasks.borrow_mut();
+        let entry = tasks.vacant_entry();
+        let header = Arc::new(TaskHeader::new(entry.key(), shared.loop_thread, shared.scheduler.clone()));
+        entry.insert(TaskSlot {
+            future: Some(Box::pin(task)),
+            header: header.clone(),
+            completion: state.clone(),
+        });
+        header
+    };
+    header.wake_by_ref();
+    JoinHandle { state, header }
 }
 
 /// Keeps the task table's type in one place.
