@@ -73,6 +73,7 @@
 //! # std::io::Result::Ok(())
 //! ```
 
+mod async_io;
 mod builder;
 mod inbox;
 mod iteration;
@@ -97,6 +98,7 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+pub use async_io::Async;
 pub use builder::{
     Builder, DEFAULT_HIGH_WATERMARK, DEFAULT_IO_TIMEOUT, DEFAULT_POST_LIMIT, DEFAULT_QUEUE_LIMIT,
     DEFAULT_THREADS, THREADS_ENV,

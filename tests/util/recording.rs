@@ -11,6 +11,8 @@ use portable_reactor::{BorrowedSource, EventId, Events, Hints, Interest, Mechani
 pub struct Recording<R> {
     pub inner: R,
     pub polls: Arc<Mutex<Vec<Option<Duration>>>>,
+    /// Claim no `Mode::Edge` support, to drive the level-triggered paths on any backend.
+    pub level_only: bool,
 }
 
 impl<R: Reactor> Recording<R> {
@@ -21,9 +23,17 @@ impl<R: Reactor> Recording<R> {
             Recording {
                 inner,
                 polls: polls.clone(),
+                level_only: false,
             },
             polls,
         )
+    }
+
+    /// A wrapper that claims no edge-triggered mode.
+    pub fn level_only(inner: R) -> Self {
+        let (mut this, _) = Recording::new(inner);
+        this.level_only = true;
+        this
     }
 }
 
@@ -61,7 +71,7 @@ impl<R: Reactor> Reactor for Recording<R> {
         self.inner.mechanism()
     }
     fn supports(&self, mode: Mode) -> bool {
-        self.inner.supports(mode)
+        !(self.level_only && mode == Mode::Edge) && self.inner.supports(mode)
     }
     fn hints(&self) -> Hints {
         self.inner.hints()

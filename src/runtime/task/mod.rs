@@ -181,7 +181,11 @@ where
     let header = {
         let mut tasks = shared.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
-        let header = Arc::new(TaskHeader::new(entry.key(), shared.loop_thread, shared.scheduler.clone()));
+        let header = Arc::new(TaskHeader::new(
+            entry.key(),
+            shared.loop_thread,
+            shared.scheduler.clone(),
+        ));
         entry.insert(TaskSlot {
             future: Some(Box::pin(task)),
             header: header.clone(),

@@ -1,0 +1,392 @@
+//! [`Async`]: any [`AsSource`] as futures, on the runtime's own watches.
+//!
+//! An `Async<T>` is a watch like any other: it counts against the high watermark (above it the
+//! watch waits in the queue, and operations wait with it; past the queue, `QuotaExceeded`),
+//! and it has the runtime's deadline unless its options opt out: when the deadline passes (no
+//! event and no successful operation for that long) every pending and later operation fails
+//! with `ErrorKind::TimedOut`, as a callback watch's callback is told.
+//!
+//! Operations are tried first and wait only on `WouldBlock`, so no readiness is lost whatever
+//! came before; the waiting task is woken by the watch's next event. On edge-triggered
+//! backends (epoll, kqueue) the watch stays registered for both directions and costs no
+//! syscall per wait; on level-triggered ones (poll(2), IOCP, event ports) it asks only for the
+//! directions a task waits for, so an idle or unread socket does not spin the loop.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use super::{Local, Runtime, Trigger, WatchOptions};
+use crate::{AsSource, DefaultReactor, Event, EventId, Interest, Mode, Reactor};
+
+/// The source as the watch holds it: shared with the [`Async`].
+struct SharedSource<T>(Rc<T>);
+
+impl<T: AsSource> AsSource for SharedSource<T> {
+    fn as_source(&self) -> crate::BorrowedSource<'_> {
+        self.0.as_source()
+    }
+}
+
+/// What the watch's callback and the futures share.
+struct IoState {
+    /// The watch, while it lives.
+    id: Cell<Option<EventId>>,
+    /// How the watch ended (its deadline, or a failure): every operation fails so from then.
+    ended: RefCell<Option<(io::ErrorKind, String)>>,
+    readers: RefCell<Option<Waker>>,
+    writers: RefCell<Option<Waker>>,
+    /// Level-triggered watch: its interest follows the waiting directions.
+    managed: bool,
+    /// The interest registered (managed watches), `None` while paused for want of waiters.
+    registered: Cell<Option<Interest>>,
+    adjust_queued: Cell<bool>,
+    /// The deadline, to push it on successful operations (events push it already).
+    timeout: Option<Duration>,
+    refreshed: Cell<Instant>,
+}
+
+impl IoState {
+    fn ended(&self) -> Option<io::Error> {
+        self.ended
+            .borrow()
+            .as_ref()
+            .map(|(kind, message)| io::Error::new(*kind, message.clone()))
+    }
+
+    fn wake(slot: &RefCell<Option<Waker>>) {
+        let waker = slot.borrow_mut().take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    fn park(slot: &RefCell<Option<Waker>>, waker: &Waker) {
+        let mut slot = slot.borrow_mut();
+        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
+    }
+
+    /// The directions tasks wait for.
+    fn wanted(&self) -> Option<Interest> {
+        match (self.readers.borrow().is_some(), self.writers.borrow().is_some()) {
+            (true, true) => Some(Interest::BOTH),
+            (true, false) => Some(Interest::READABLE),
+            (false, true) => Some(Interest::WRITABLE),
+            (false, false) => None,
+        }
+    }
+}
+
+/// A source driven by futures on a [`Runtime`]: `Async<std::net::TcpStream>`,
+/// `Async<std::os::unix::net::UnixStream>`, a pipe... (like async-io's `Async`).
+///
+/// The source must be non-blocking (`Async::new` does not change it). It is shared with the
+/// watch: dropping the `Async` closes the watch (right after the current callback or task)
+/// and the source with it.
+///
+/// ```
+/// use portable_reactor::runtime::{Async, Runtime};
+/// use std::io::{Read, Write};
+///
+/// let mut rt = Runtime::new()?;
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let mut client = std::net::TcpStream::connect(listener.local_addr()?)?;
+/// let (server, _) = listener.accept()?;
+/// server.set_nonblocking(true)?;
+/// let server = Async::new(&mut rt, server)?;
+/// client.write_all(b"ping")?;
+/// let got = rt.block_on(async move {
+///     let mut buf = [0; 16];
+///     let n = server.read_with(|mut s| s.read(&mut buf)).await?;
+///     std::io::Result::Ok(buf[..n].to_vec())
+/// })??;
+/// assert_eq!(got, b"ping");
+/// # std::io::Result::Ok(())
+/// ```
+pub struct Async<T: AsSource + 'static, R: Reactor + 'static = DefaultReactor> {
+    io: Rc<T>,
+    state: Rc<IoState>,
+    local: Local<R>,
+}
+
+impl<T: AsSource + 'static, R: Reactor + 'static> Async<T, R> {
+    /// Watches `io` with the runtime's default options (its deadline, edge-triggered where the
+    /// backend can).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Runtime::watch_with`].
+    pub fn new(rt: &mut Runtime<R>, io: T) -> io::Result<Async<T, R>> {
+        Async::with_options(rt, io, WatchOptions::new())
+    }
+
+    /// Watches `io` with `options` (its deadline; the trigger is chosen here and ignored).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Runtime::watch_with`].
+    pub fn with_options(rt: &mut Runtime<R>, io: T, options: WatchOptions) -> io::Result<Async<T, R>> {
+        let (mode, rearm) = rt.persistent_mode(Trigger::Edge);
+        let managed = mode != Mode::Edge || rearm;
+        let timeout = options.timeout.resolve(rt.io_timeout());
+        let state = Rc::new(IoState {
+            id: Cell::new(None),
+            ended: RefCell::new(None),
+            readers: RefCell::new(None),
+            writers: RefCell::new(None),
+            managed,
+            registered: Cell::new(Some(if managed {
+                Interest::READABLE
+            } else {
+                Interest::BOTH
+            })),
+            adjust_queued: Cell::new(false),
+            timeout,
+            refreshed: Cell::new(Instant::now()),
+        });
+        let io = Rc::new(io);
+        let shared = state.clone();
+        let interest = state.registered.get().unwrap_or(Interest::READABLE);
+        let id = rt.watch_with(
+            SharedSource(io.clone()),
+            interest,
+            options.trigger(Trigger::Edge),
+            move |rt: &mut Runtime<R>, id, _, event| on_event(rt, id, &shared, event),
+        )?;
+        state.id.set(Some(id));
+        Ok(Async {
+            io,
+            state,
+            local: rt.local(),
+        })
+    }
+
+    /// [`with_options`](Async::with_options) from a task: registration needs the runtime, so
+    /// it happens right after the task yields.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Runtime::watch_with`].
+    pub async fn register(local: &Local<R>, io: T, options: WatchOptions) -> io::Result<Async<T, R>> {
+        type Slot<T, R> = Rc<RefCell<(Option<io::Result<Async<T, R>>>, Option<Waker>)>>;
+        let slot: Slot<T, R> = Rc::new(RefCell::new((None, None)));
+        let filled = slot.clone();
+        local.defer(move |rt| {
+            let result = Async::with_options(rt, io, options);
+            let waker = {
+                let mut s = filled.borrow_mut();
+                s.0 = Some(result);
+                s.1.take()
+            };
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        });
+        poll_fn(|cx| {
+            let mut s = slot.borrow_mut();
+            match s.0.take() {
+                Some(result) => Poll::Ready(result),
+                None => {
+                    s.1 = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+
+    /// The source.
+    pub fn get_ref(&self) -> &T {
+        &self.io
+    }
+
+    /// The watch's id, while it lives.
+    pub fn id(&self) -> Option<EventId> {
+        self.state.id.get()
+    }
+
+    /// The runtime handle this source was registered with.
+    pub fn local(&self) -> &Local<R> {
+        &self.local
+    }
+
+    /// Tries `op` (a read, an accept...), waiting for readiness while it gives `WouldBlock`.
+    ///
+    /// # Errors
+    ///
+    /// `op`'s error other than `WouldBlock`; `ErrorKind::TimedOut` once the watch's deadline
+    /// passed; the error that ended the watch.
+    pub async fn read_with<X>(&self, mut op: impl FnMut(&T) -> io::Result<X>) -> io::Result<X> {
+        poll_fn(|cx| self.poll_read_with(cx, &mut op)).await
+    }
+
+    /// Tries `op` (a write, a send...), waiting for readiness while it gives `WouldBlock`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`read_with`](Async::read_with).
+    pub async fn write_with<X>(&self, mut op: impl FnMut(&T) -> io::Result<X>) -> io::Result<X> {
+        poll_fn(|cx| self.poll_write_with(cx, &mut op)).await
+    }
+
+    /// The polling form of [`read_with`](Async::read_with), for `AsyncRead` implementations.
+    pub fn poll_read_with<X>(
+        &self,
+        cx: &mut Context<'_>,
+        op: impl FnMut(&T) -> io::Result<X>,
+    ) -> Poll<io::Result<X>> {
+        self.poll_op(cx, op, true)
+    }
+
+    /// The polling form of [`write_with`](Async::write_with).
+    pub fn poll_write_with<X>(
+        &self,
+        cx: &mut Context<'_>,
+        op: impl FnMut(&T) -> io::Result<X>,
+    ) -> Poll<io::Result<X>> {
+        self.poll_op(cx, op, false)
+    }
+
+    fn poll_op<X>(
+        &self,
+        cx: &mut Context<'_>,
+        mut op: impl FnMut(&T) -> io::Result<X>,
+        read: bool,
+    ) -> Poll<io::Result<X>> {
+        if let Some(e) = self.state.ended() {
+            return Poll::Ready(Err(e));
+        }
+        loop {
+            match op(&self.io) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let slot = if read {
+                        &self.state.readers
+                    } else {
+                        &self.state.writers
+                    };
+                    IoState::park(slot, cx.waker());
+                    self.adjust();
+                    return Poll::Pending;
+                }
+                Ok(value) => {
+                    self.refresh_deadline();
+                    return Poll::Ready(Ok(value));
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// A managed (level-triggered) watch asks for the directions now waited for.
+    fn adjust(&self) {
+        let state = &self.state;
+        if !state.managed || state.adjust_queued.get() || state.wanted() == state.registered.get() {
+            return;
+        }
+        state.adjust_queued.set(true);
+        let shared = state.clone();
+        self.local
+            .defer(move |rt: &mut Runtime<R>| apply_interest(rt, &shared));
+    }
+
+    /// Successful operations are activity: push the deadline, at most every eighth of it
+    /// (events push it on their own).
+    fn refresh_deadline(&self) {
+        let Some(timeout) = self.state.timeout else { return };
+        let now = Instant::now();
+        if now.saturating_duration_since(self.state.refreshed.get()) < timeout / 8 {
+            return;
+        }
+        self.state.refreshed.set(now);
+        if let Some(id) = self.state.id.get() {
+            self.local.defer(move |rt: &mut Runtime<R>| {
+                let _ = rt.set_watch_timeout(id, Some(timeout));
+            });
+        }
+    }
+}
+
+/// The watch's callback: wakes the waiting directions, or ends every operation.
+fn on_event<R: Reactor + 'static>(
+    rt: &mut Runtime<R>,
+    id: EventId,
+    state: &Rc<IoState>,
+    event: io::Result<Event>,
+) {
+    match event {
+        Ok(event) => {
+            let failed = event.is_error();
+            if event.is_readable() || event.is_read_closed() || failed {
+                IoState::wake(&state.readers);
+            }
+            if event.is_writable() || event.is_write_closed() || failed {
+                IoState::wake(&state.writers);
+            }
+            state.refreshed.set(rt.now());
+            if state.managed && state.wanted() != state.registered.get() {
+                apply_interest_in(rt, id, state);
+            }
+        }
+        Err(e) => {
+            log::debug!("runtime: async source {id} ended: {e}");
+            *state.ended.borrow_mut() = Some((e.kind(), e.to_string()));
+            state.id.set(None);
+            IoState::wake(&state.readers);
+            IoState::wake(&state.writers);
+        }
+    }
+}
+
+fn apply_interest<R: Reactor + 'static>(rt: &mut Runtime<R>, state: &Rc<IoState>) {
+    state.adjust_queued.set(false);
+    if let Some(id) = state.id.get() {
+        apply_interest_in(rt, id, state);
+    }
+}
+
+/// Registers the waited-for directions of a managed watch: pauses it when nothing waits (so
+/// level readiness nobody reads does not spin the loop), resumes it when something does.
+fn apply_interest_in<R: Reactor + 'static>(rt: &mut Runtime<R>, id: EventId, state: &Rc<IoState>) {
+    let wanted = state.wanted();
+    if wanted == state.registered.get() {
+        return;
+    }
+    let result = match wanted {
+        None => rt.pause_watch(id),
+        Some(interest) => rt.set_interest(id, interest).and_then(|()| rt.resume_watch(id)),
+    };
+    match result {
+        Ok(()) => state.registered.set(wanted),
+        Err(e) => {
+            *state.ended.borrow_mut() = Some((e.kind(), e.to_string()));
+            IoState::wake(&state.readers);
+            IoState::wake(&state.writers);
+        }
+    }
+}
+
+impl<T: AsSource + 'static, R: Reactor + 'static> Drop for Async<T, R> {
+    fn drop(&mut self) {
+        if let Some(id) = self.state.id.take() {
+            self.local.defer(move |rt: &mut Runtime<R>| {
+                let _ = rt.close(id);
+            });
+        }
+    }
+}
+
+impl<T: AsSource + fmt::Debug + 'static, R: Reactor + 'static> fmt::Debug for Async<T, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Async")
+            .field("io", &self.io)
+            .field("id", &self.state.id.get())
+            .finish_non_exhaustive()
+    }
+}
