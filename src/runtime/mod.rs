@@ -1,7 +1,7 @@
 //! A Node-style, single-threaded event loop written only against the [`Reactor`] trait.
 //!
 //! The loop polls its reactor itself (no poll thread, no channel hop per I/O event). The
-//! [`EventId`] of an I/O watcher is its callback's id. The loop keeps count of what it holds
+//! [`EventId`](crate::EventId) of an I/O watcher is its callback's id. The loop keeps count of what it holds
 //! ([`Runtime::stats`]), caps registrations with a high watermark (beyond it watches queue, and
 //! the queue is bounded), and puts a deadline on every watch, so what a slow or malicious peer
 //! holds is always reclaimed with `ErrorKind::TimedOut`.
