@@ -35,13 +35,15 @@
 #[cfg(not(any(unix, windows)))]
 compile_error!("portable-reactor supports Unix and Windows targets only");
 
-mod adapter;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod event;
 pub mod fs;
+pub mod guide;
+pub mod kit;
 mod mechanism;
 pub mod net;
+pub mod prelude;
 mod reactor;
 pub mod runtime;
 mod source;

@@ -1,0 +1,3 @@
+//! # Writing a backend
+//!
+//! TODO
