@@ -35,11 +35,22 @@ mod imp {
 
     const NAME: &str = "poll-example";
 
-    /// `POLLRDHUP` (the peer shut down its write side) exists on Linux and Android only.
+    /// What a readable registration waits for: `POLLRDHUP` (the peer shut down its write side)
+    /// too, on Linux and Android, the only systems that have it.
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    const POLLRDHUP: libc::c_short = libc::POLLRDHUP;
+    const READ_EVENTS: libc::c_short = libc::POLLIN | libc::POLLRDHUP;
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    const POLLRDHUP: libc::c_short = 0;
+    const READ_EVENTS: libc::c_short = libc::POLLIN;
+
+    /// Whether `revents` says the peer shut down its write side (`POLLRDHUP`).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn read_hung_up(revents: libc::c_short) -> bool {
+        revents & libc::POLLRDHUP != 0
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn read_hung_up(_revents: libc::c_short) -> bool {
+        false
+    }
 
     /// A reactor over poll(2).
     ///
@@ -121,7 +132,7 @@ mod imp {
                 }
                 let mut wanted = 0;
                 if entry.interest().is_readable() {
-                    wanted |= libc::POLLIN | POLLRDHUP;
+                    wanted |= READ_EVENTS;
                 }
                 if entry.interest().is_writable() {
                     wanted |= libc::POLLOUT;
@@ -173,7 +184,7 @@ mod imp {
         // `POLLNVAL`: the fd was closed while registered (against `register`'s contract);
         // reported as an error so that the caller notices instead of polling a dead fd.
         let error = revents & (libc::POLLERR | libc::POLLNVAL) != 0;
-        let read_closed = hup || revents & POLLRDHUP != 0;
+        let read_closed = hup || read_hung_up(revents);
         Event::new(id)
             .with_readable(interest.is_readable() && (revents & libc::POLLIN != 0 || read_closed || error))
             .with_writable(interest.is_writable() && (revents & libc::POLLOUT != 0 || hup || error))
