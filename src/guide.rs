@@ -9,7 +9,7 @@
 //! 3. [the suite](#3-the-suite) that checks the rest, in your own tests;
 //! 4. [the runner](#4-the-runner) that prints and writes the matrix;
 //! 5. [the reusable workflow](#5-the-reusable-workflow) that runs it on Linux, macOS and Windows;
-//! 6. [the complete example](#6-the-complete-example): a poll(2) backend of about 300 lines.
+//! 6. [the complete example](#6-the-complete-example): a poll(2) backend of about 400 lines.
 //!
 //! ## 1. The contract
 //!
@@ -172,7 +172,7 @@
 //! ## 6. The complete example
 //!
 //! `examples/poll_backend.rs` in this repository is a complete third-party backend: poll(2)
-//! on the kit, written as a user crate would (only public API), in about 300 lines. It
+//! on the kit, written as a user crate would (only public API), in about 400 lines (docs and a demo `main` included). It
 //! passes the whole suite: `tests/example_backend.rs` runs `conformance_suite!` on it, so
 //! `cargo test` runs it on Linux in CI. It is Unix only (poll(2), a self-pipe): on Windows,
 //! and so under Wine, its `main` does nothing and the test is not built; our adapters are
