@@ -9,15 +9,15 @@
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, TryLockError};
+use std::sync::{Arc, Mutex};
 
 use crate::sync::lock;
 use std::time::Duration;
 
 use mio::Token;
 
-use crate::adapter::{self, wait_until_deadline, Book, Entry};
-use crate::source::{raw, RawSource};
+use crate::kit::{self, raw_source as raw, wait_until_deadline, Book, Entry, PollLock};
+use crate::source::RawSource;
 use crate::{BorrowedSource, Event, EventId, Events, Hints, Interest, Mechanism, Mode, Reactor, Wake, Waker};
 
 /// The mechanism `mio` drives on this target.
@@ -217,7 +217,7 @@ pub struct MioReactor {
     book: Mutex<Book<Handle>>,
     /// Held by a poll from before its OS wait until its events are translated: what makes
     /// polls one at a time, and what tells a deregistration a poll is in flight.
-    state: Mutex<PollState>,
+    state: PollLock<PollState>,
     waker: Arc<MioWake>,
 }
 
@@ -245,7 +245,7 @@ impl MioReactor {
         Ok(MioReactor {
             registry,
             book: Mutex::new(Book::default()),
-            state: Mutex::new(PollState {
+            state: PollLock::new(PollState {
                 poll,
                 events: mio::Events::with_capacity(1024),
                 overflow: false,
@@ -258,32 +258,27 @@ impl MioReactor {
         if self.supports(mode) {
             Ok(())
         } else {
-            Err(adapter::unsupported(mode, "mio", MECHANISM))
+            Err(kit::unsupported_mode(mode, "mio", MECHANISM))
         }
-    }
-
-    /// Whether a poll is between the start of its OS wait and the end of its translation.
-    fn poll_in_flight(&self) -> bool {
-        matches!(self.state.try_lock(), Err(TryLockError::WouldBlock))
     }
 
     /// Re-registers a level registration that just reported an event, so that mio reports it
     /// again while it stays ready.
     #[inline]
     fn rearm_level(&self, token: Token, entry: &mut Entry<Handle>) {
-        if entry.mode == Mode::Level {
+        if entry.mode() == Mode::Level {
             self.rearm(token, entry);
         }
     }
 
     #[cold]
     fn rearm(&self, token: Token, entry: &mut Entry<Handle>) {
-        let interest = mio_interest(entry.interest);
+        let interest = mio_interest(entry.interest());
         if let Err(e) = entry
-            .extra
+            .extra_mut()
             .with_source(|s| self.registry.reregister(s, token, interest))
         {
-            log::warn!("mio: re-arming level registration {} failed: {e}", entry.id);
+            log::warn!("mio: re-arming level registration {} failed: {e}", entry.id());
         }
     }
 }
@@ -298,13 +293,13 @@ impl Reactor for MioReactor {
     ) -> io::Result<()> {
         self.check_mode(mode)?;
         let raw = raw(source);
-        let mut book = lock(&self.book);
-        let key = book.vacant_key(raw)?;
-        // SAFETY: the caller guarantees the source stays open until deregistered; the handle is
-        // dropped at deregistration at the latest.
-        let mut handle = unsafe { Handle::new(raw) };
-        handle.with_source(|s| self.registry.register(s, Token(key), mio_interest(interest)))?;
-        book.insert(raw, id, interest, mode, handle);
+        lock(&self.book).register(raw, id, interest, mode, |key| {
+            // SAFETY: the caller guarantees the source stays open until deregistered; the handle
+            // is dropped at deregistration at the latest.
+            let mut handle = unsafe { Handle::new(raw) };
+            handle.with_source(|s| self.registry.register(s, Token(key), mio_interest(interest)))?;
+            Ok(handle)
+        })?;
         log::debug!("mio: registered source {raw} as {id} for {interest:?} ({mode:?})");
         Ok(())
     }
@@ -318,26 +313,19 @@ impl Reactor for MioReactor {
     ) -> io::Result<()> {
         self.check_mode(mode)?;
         let raw = raw(source);
-        let mut book = lock(&self.book);
-        let (key, entry) = book.lookup_for_reregister(raw)?;
-        entry
-            .extra
-            .with_source(|s| self.registry.reregister(s, Token(key), mio_interest(interest)))?;
-        entry.id = id;
-        entry.interest = interest;
-        entry.mode = mode;
-        entry.armed = true;
+        lock(&self.book).reregister(raw, id, interest, mode, |key, handle| {
+            handle.with_source(|s| self.registry.reregister(s, Token(key), mio_interest(interest)))
+        })?;
         log::debug!("mio: reregistered source {raw} as {id} for {interest:?} ({mode:?})");
         Ok(())
     }
 
     fn deregister(&self, source: BorrowedSource<'_>) -> io::Result<()> {
         let raw = raw(source);
-        let mut book = lock(&self.book);
-        book.remove(
+        lock(&self.book).deregister(
             raw,
-            |entry| entry.extra.with_source(|s| self.registry.deregister(s)),
-            || self.poll_in_flight(),
+            |entry| entry.extra_mut().with_source(|s| self.registry.deregister(s)),
+            || self.state.is_polling(),
         )?;
         log::debug!("mio: deregistered source {raw}");
         Ok(())
@@ -345,7 +333,7 @@ impl Reactor for MioReactor {
 
     fn poll(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
         events.clear();
-        let Some(mut guard) = adapter::lock_for_poll(&self.state, timeout) else {
+        let Some(mut guard) = self.state.lock(timeout) else {
             log::trace!("mio: poll(ZERO) while another thread polls: no events");
             return Ok(0);
         };
@@ -386,7 +374,7 @@ impl Reactor for MioReactor {
                     continue;
                 }
                 let reported = book.report(token.0, events, |entry| {
-                    translate(entry.id, entry.interest, entry.extra.is_socket(), ev)
+                    translate(entry.id(), entry.interest(), entry.extra().is_socket(), ev)
                 });
                 if let Some(entry) = reported {
                     self.rearm_level(token, entry);
@@ -459,7 +447,7 @@ impl Drop for MioReactor {
     fn drop(&mut self) {
         let mut book = lock(&self.book);
         for mut entry in book.drain() {
-            let _ = entry.extra.with_source(|s| self.registry.deregister(s));
+            let _ = entry.extra_mut().with_source(|s| self.registry.deregister(s));
         }
     }
 }

@@ -4,13 +4,12 @@
 use std::io;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, TryLockError};
+use std::sync::{Arc, Mutex};
 
 use crate::sync::lock;
 use std::time::{Duration, Instant};
 
-use crate::adapter::{self, wait_until_deadline, Block, Book};
-use crate::source::raw;
+use crate::kit::{self, raw_source as raw, wait_until_deadline, Block, Book, PollLock};
 use crate::{BorrowedSource, Event, EventId, Events, Hints, Interest, Mechanism, Mode, Reactor, Wake, Waker};
 
 /// The mechanism `polling` drives on this target.
@@ -68,7 +67,7 @@ pub struct PollingReactor {
     book: Mutex<Book<()>>,
     /// Held by a poll from before its OS wait until its events are translated: what makes
     /// polls one at a time, and what tells a deregistration a poll is in flight.
-    native: Mutex<Native>,
+    native: PollLock<Native>,
     /// An instant in the past: the deadline of a poll that must not block (one clock read
     /// fewer than `Poller::wait(Some(ZERO))`).
     epoch: Instant,
@@ -114,7 +113,7 @@ impl PollingReactor {
                 woken: AtomicBool::new(false),
             }),
             book: Mutex::new(Book::default()),
-            native: Mutex::new(Native {
+            native: PollLock::new(Native {
                 events: polling::Events::new(),
                 overflow: false,
             }),
@@ -126,13 +125,8 @@ impl PollingReactor {
         if self.supports(mode) {
             Ok(())
         } else {
-            Err(adapter::unsupported(mode, "polling", MECHANISM))
+            Err(kit::unsupported_mode(mode, "polling", MECHANISM))
         }
-    }
-
-    /// Whether a poll is between the start of its OS wait and the end of its translation.
-    fn poll_in_flight(&self) -> bool {
-        matches!(self.native.try_lock(), Err(TryLockError::WouldBlock))
     }
 }
 
@@ -146,16 +140,15 @@ impl Reactor for PollingReactor {
     ) -> io::Result<()> {
         self.check_mode(mode)?;
         let raw = raw(source);
-        let mut book = lock(&self.book);
-        let key = book.vacant_key(raw)?;
-        // SAFETY: the caller guarantees `source` stays open until it is deregistered, which is
-        // what `Poller::add` requires.
-        unsafe {
-            self.shared
-                .poller
-                .add_with_mode(raw, interest_event(key, interest), polling_mode(mode))?;
-        }
-        book.insert(raw, id, interest, mode, ());
+        lock(&self.book).register(raw, id, interest, mode, |key| {
+            // SAFETY: the caller guarantees `source` stays open until it is deregistered, which
+            // is what `Poller::add` requires.
+            unsafe {
+                self.shared
+                    .poller
+                    .add_with_mode(raw, interest_event(key, interest), polling_mode(mode))
+            }
+        })?;
         log::debug!("polling: registered source {raw} as {id} for {interest:?} ({mode:?})");
         Ok(())
     }
@@ -169,26 +162,21 @@ impl Reactor for PollingReactor {
     ) -> io::Result<()> {
         self.check_mode(mode)?;
         let raw = raw(source);
-        let mut book = lock(&self.book);
-        let (key, entry) = book.lookup_for_reregister(raw)?;
-        self.shared
-            .poller
-            .modify_with_mode(source, interest_event(key, interest), polling_mode(mode))?;
-        entry.id = id;
-        entry.interest = interest;
-        entry.mode = mode;
-        entry.armed = true;
+        lock(&self.book).reregister(raw, id, interest, mode, |key, ()| {
+            self.shared
+                .poller
+                .modify_with_mode(source, interest_event(key, interest), polling_mode(mode))
+        })?;
         log::debug!("polling: reregistered source {raw} as {id} for {interest:?} ({mode:?})");
         Ok(())
     }
 
     fn deregister(&self, source: BorrowedSource<'_>) -> io::Result<()> {
         let raw = raw(source);
-        let mut book = lock(&self.book);
-        book.remove(
+        lock(&self.book).deregister(
             raw,
             |_| self.shared.poller.delete(source),
-            || self.poll_in_flight(),
+            || self.native.is_polling(),
         )?;
         log::debug!("polling: deregistered source {raw}");
         Ok(())
@@ -196,7 +184,7 @@ impl Reactor for PollingReactor {
 
     fn poll(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
         events.clear();
-        let Some(mut guard) = adapter::lock_for_poll(&self.native, timeout) else {
+        let Some(mut guard) = self.native.lock(timeout) else {
             log::trace!("polling: poll(ZERO) while another thread polls: no events");
             return Ok(0);
         };
@@ -236,9 +224,9 @@ impl Reactor for PollingReactor {
             for ev in native.events.iter() {
                 book.report(ev.key, events, |entry| {
                     let closed = ev.is_interrupt();
-                    Event::new(entry.id)
-                        .with_readable(ev.readable && entry.interest.is_readable())
-                        .with_writable(ev.writable && entry.interest.is_writable())
+                    Event::new(entry.id())
+                        .with_readable(ev.readable && entry.interest().is_readable())
+                        .with_writable(ev.writable && entry.interest().is_writable())
                         .with_error(ev.is_err() == Some(true))
                         .with_read_closed(closed)
                         .with_write_closed(closed)
@@ -307,7 +295,7 @@ impl Reactor for PollingReactor {
                 pipe_reader_dropped_write_closed: false,
             },
             // `polling` passes no EV_EOF or error information through on kqueue.
-            Mechanism::Kqueue => Hints::default(),
+            _ => Hints::NONE,
         }
     }
 

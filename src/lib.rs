@@ -8,6 +8,9 @@
 //! - Backends, thin adapters over well-kept crates: [`PollingReactor`] (over `polling`) and
 //!   [`MioReactor`] (over `mio`); [`DefaultReactor`] for this OS, and [`reactor_by_name`] to
 //!   choose one at run time.
+//! - [`prelude`]: the traits to import (`use portable_reactor::prelude::*`).
+//! - Your own backend: the [`kit`] our adapters are built on, and the [`guide`] (the
+//!   contract, the kit, the suite, the runner, the CI workflow, and a complete poll(2) backend).
 //!
 //! ```
 //! use portable_reactor::{reactor_by_name, Events, Reactor};
@@ -35,13 +38,16 @@
 #[cfg(not(any(unix, windows)))]
 compile_error!("portable-reactor supports Unix and Windows targets only");
 
-mod adapter;
 #[cfg(feature = "conformance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
 mod event;
 pub mod fs;
+pub mod guide;
+pub mod kit;
 mod mechanism;
 pub mod net;
+pub mod prelude;
 mod reactor;
 pub mod runtime;
 mod source;

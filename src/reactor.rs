@@ -11,7 +11,20 @@ use crate::{BorrowedSource, EventId, Events, Interest, Mechanism, Mode, Waker};
 /// Hints are never false positives on any backend; a `true` field here means the hint is also
 /// never missed in that scenario, on the first event that reports the condition. The portability
 /// suite asserts exactly what a backend declares.
+///
+/// The struct is `#[non_exhaustive]`: scenarios may be added in a minor release, declared `false`
+/// (guarantee nothing) unless a backend says otherwise. Outside this crate, build it from
+/// [`Hints::NONE`] with the `with_*` methods, and read the fields:
+///
+/// ```
+/// use portable_reactor::Hints;
+/// let hints = Hints::NONE.with_peer_reset_read_closed(true).with_connect_refused_error(true);
+/// assert!(hints.peer_reset_read_closed && hints.connect_refused_error);
+/// assert!(!hints.peer_reset_error);
+/// assert_eq!(Hints::NONE, Hints::default());
+/// ```
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Hints {
     /// After the peer's `shutdown(Write)`, a readable event carries
     /// [`is_read_closed`](crate::Event::is_read_closed).
@@ -30,6 +43,61 @@ pub struct Hints {
     /// When the reader of a pipe is dropped, the writer's event carries `is_write_closed`
     /// (Unix only).
     pub pipe_reader_dropped_write_closed: bool,
+}
+
+impl Hints {
+    /// No hint guaranteed in any scenario (the [`Default`]): where a backend starts.
+    pub const NONE: Hints = Hints {
+        peer_shutdown_read_closed: false,
+        peer_reset_read_closed: false,
+        peer_reset_write_closed: false,
+        peer_reset_error: false,
+        connect_refused_error: false,
+        pipe_writer_dropped_read_closed: false,
+        pipe_reader_dropped_write_closed: false,
+    };
+
+    /// Declares [`peer_shutdown_read_closed`](Hints::peer_shutdown_read_closed).
+    pub const fn with_peer_shutdown_read_closed(mut self, guaranteed: bool) -> Hints {
+        self.peer_shutdown_read_closed = guaranteed;
+        self
+    }
+
+    /// Declares [`peer_reset_read_closed`](Hints::peer_reset_read_closed).
+    pub const fn with_peer_reset_read_closed(mut self, guaranteed: bool) -> Hints {
+        self.peer_reset_read_closed = guaranteed;
+        self
+    }
+
+    /// Declares [`peer_reset_write_closed`](Hints::peer_reset_write_closed).
+    pub const fn with_peer_reset_write_closed(mut self, guaranteed: bool) -> Hints {
+        self.peer_reset_write_closed = guaranteed;
+        self
+    }
+
+    /// Declares [`peer_reset_error`](Hints::peer_reset_error).
+    pub const fn with_peer_reset_error(mut self, guaranteed: bool) -> Hints {
+        self.peer_reset_error = guaranteed;
+        self
+    }
+
+    /// Declares [`connect_refused_error`](Hints::connect_refused_error).
+    pub const fn with_connect_refused_error(mut self, guaranteed: bool) -> Hints {
+        self.connect_refused_error = guaranteed;
+        self
+    }
+
+    /// Declares [`pipe_writer_dropped_read_closed`](Hints::pipe_writer_dropped_read_closed).
+    pub const fn with_pipe_writer_dropped_read_closed(mut self, guaranteed: bool) -> Hints {
+        self.pipe_writer_dropped_read_closed = guaranteed;
+        self
+    }
+
+    /// Declares [`pipe_reader_dropped_write_closed`](Hints::pipe_reader_dropped_write_closed).
+    pub const fn with_pipe_reader_dropped_write_closed(mut self, guaranteed: bool) -> Hints {
+        self.pipe_reader_dropped_write_closed = guaranteed;
+        self
+    }
 }
 
 /// A readiness reactor: register sources under caller-chosen [`EventId`]s, poll, get the ids

@@ -2,6 +2,7 @@
 
 /// A snapshot of the runtime's accounting, from [`Runtime::stats`](super::Runtime::stats).
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Loop iterations run.
     pub ticks: u64,

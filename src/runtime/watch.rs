@@ -10,6 +10,7 @@ use crate::{AsSource, BorrowedSource, Event, EventId, Reactor};
 
 /// How a persistent watch is re-armed.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Trigger {
     /// Edge-triggered where the backend supports it (epoll, kqueue): no syscall per event, and
     /// the callback must read or write until `WouldBlock`. Elsewhere level-triggered, and where

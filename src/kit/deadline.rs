@@ -4,9 +4,13 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-/// How long one OS wait may block.
+/// How long one OS wait may block, as [`wait_until_deadline`] tells its closure.
+///
+/// Pass it to the OS as the OS wants it: [`timeout`](Block::timeout) for a crate that takes a
+/// timeout (`mio`), the `deadline` for one that takes a deadline (`polling`),
+/// [`timeout_ms`](Block::timeout_ms) for poll(2) and `epoll_wait`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Block {
+pub enum Block {
     /// Until an event or a wake.
     Forever,
     /// Not at all.
@@ -23,11 +27,36 @@ pub(crate) enum Block {
 impl Block {
     /// As a timeout: `None` for no limit.
     #[inline]
-    pub(crate) fn timeout(self) -> Option<Duration> {
+    pub fn timeout(self) -> Option<Duration> {
         match self {
             Block::Forever => None,
             Block::No => Some(Duration::ZERO),
             Block::Until { remaining, .. } => Some(remaining),
+        }
+    }
+
+    /// As a millisecond timeout for poll(2), `epoll_wait` and the like: `-1` for no limit, and
+    /// the time left rounded up (a wait of 0.2 ms is 1 ms, never 0: a timeout is never cut
+    /// short), at most `i32::MAX`.
+    ///
+    /// ```
+    /// use portable_reactor::kit::Block;
+    /// use std::time::{Duration, Instant};
+    /// assert_eq!(Block::Forever.timeout_ms(), -1);
+    /// assert_eq!(Block::No.timeout_ms(), 0);
+    /// let until = |remaining| Block::Until { deadline: Instant::now() + remaining, remaining };
+    /// assert_eq!(until(Duration::from_micros(200)).timeout_ms(), 1);
+    /// assert_eq!(until(Duration::from_millis(5)).timeout_ms(), 5);
+    /// assert_eq!(until(Duration::from_secs(1 << 40)).timeout_ms(), i32::MAX);
+    /// ```
+    pub fn timeout_ms(self) -> i32 {
+        match self {
+            Block::Forever => -1,
+            Block::No => 0,
+            Block::Until { remaining, .. } => {
+                let ms = remaining.as_nanos().div_ceil(1_000_000);
+                i32::try_from(ms).unwrap_or(i32::MAX)
+            }
         }
     }
 }
@@ -35,11 +64,55 @@ impl Block {
 /// Calls `wait_once(block)` until it reports that the poll is done (events or a wake),
 /// an error other than `Interrupted` occurs, or `timeout` has fully passed.
 ///
-/// The clock is read once before the first wait, and after each wait that reported nothing,
-/// only for a non-zero timeout: `None` and `Some(Duration::ZERO)` (exactly one non-blocking
-/// call) read no clock. A timeout too large to add to `Instant::now()` is treated as infinite.
+/// `wait_once` makes one OS wait that blocks at most as `block` says, translates its events,
+/// and returns `Ok(true)` when the poll is done (it reported an event, or a wake came),
+/// `Ok(false)` when the wait returned with nothing to report (a spurious wake-up, an internal
+/// notification, events all dropped as stale), or the wait's error: `Interrupted` (`EINTR`)
+/// is retried, any other error is returned.
+///
+/// So the poll's `timeout` is kept as the contract says: never cut short by a spurious return
+/// or a signal, `None` waits until an event or a wake, and `Some(Duration::ZERO)` is exactly
+/// one call with [`Block::No`], whatever it returns. The clock is read once before the first
+/// wait, and after each wait that reported nothing, only for a non-zero timeout. A timeout too
+/// large to add to `Instant::now()` is treated as infinite.
+///
+/// ```
+/// use portable_reactor::kit::{wait_until_deadline, Block};
+/// use std::io;
+/// use std::time::{Duration, Instant};
+///
+/// // An OS wait that is interrupted once, then returns early with nothing, then times out.
+/// let start = Instant::now();
+/// let mut waits = Vec::new();
+/// wait_until_deadline(Some(Duration::from_millis(30)), |block| {
+///     waits.push(block);
+///     if waits.len() == 1 {
+///         return Err(io::ErrorKind::Interrupted.into());
+///     }
+///     // A real backend blocks here as `block` says (e.g. poll(2) with `block.timeout_ms()`).
+///     std::thread::sleep(block.timeout().unwrap() / 2);
+///     Ok(false)
+/// })?;
+/// assert!(start.elapsed() >= Duration::from_millis(30), "never early");
+/// assert!(waits.len() >= 3);
+/// assert!(matches!(waits[0], Block::Until { .. }));
+///
+/// // A zero timeout: one non-blocking wait, even if it is interrupted.
+/// let mut calls = 0;
+/// wait_until_deadline(Some(Duration::ZERO), |block| {
+///     calls += 1;
+///     assert_eq!(block, Block::No);
+///     Err(io::ErrorKind::Interrupted.into())
+/// })?;
+/// assert_eq!(calls, 1);
+/// # io::Result::Ok(())
+/// ```
+///
+/// # Errors
+///
+/// The first error of `wait_once` other than `Interrupted`.
 #[inline]
-pub(crate) fn wait_until_deadline(
+pub fn wait_until_deadline(
     timeout: Option<Duration>,
     mut wait_once: impl FnMut(Block) -> io::Result<bool>,
 ) -> io::Result<()> {
