@@ -280,9 +280,14 @@ impl Report {
     }
 }
 
-/// Text for a markdown table cell: no newlines, no column breaks.
+/// Text for a markdown table cell: no newlines, no column breaks, no HTML tags (`<`, `>`
+/// and `|` backslash-escaped, as CommonMark allows).
 fn cell_text(s: &str) -> String {
-    s.replace('\r', "").replace('\n', " ").replace('|', "\\|")
+    s.replace('\r', "")
+        .replace('\n', " ")
+        .replace('|', "\\|")
+        .replace('<', "\\<")
+        .replace('>', "\\>")
 }
 
 /// A duration for people: `12 ms`, `1.2 s`.
