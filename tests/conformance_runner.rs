@@ -107,11 +107,14 @@ const BACKENDS: &[Backend] = &[
     Backend::new("panics", || panic!("the planted constructor panic")),
 ];
 
+/// One scenario: gets a fresh output directory, panics on failure.
+type Test = fn(&Path);
+
 fn main() {
     if std::env::args().nth(1).as_deref() == Some("--child") {
         runner::main(BACKENDS);
     }
-    let tests: [(&str, fn(&Path)); 5] = [
+    let tests: [(&str, Test); 5] = [
         ("planted_bug_fails_and_exits_1", planted_bug_fails_and_exits_1),
         (
             "declared_deviations_show_and_exit_0",

@@ -32,11 +32,11 @@ pub(super) fn run_child(args: &[String], backends: &[Backend]) -> i32 {
         eprintln!("conformance: {CHILD_FLAG} needs BACKEND BEHAVIOUR");
         return 2;
     };
-    let Some(backend) = backends.iter().find(|b| &b.name == backend) else {
+    let Some(backend) = backends.iter().find(|b| b.name == backend) else {
         eprintln!("conformance: {CHILD_FLAG}: unknown backend {backend:?}");
         return 2;
     };
-    let Some(behaviour) = BEHAVIOURS.iter().find(|b| &b.name == behaviour) else {
+    let Some(behaviour) = BEHAVIOURS.iter().find(|b| b.name == behaviour) else {
         eprintln!("conformance: {CHILD_FLAG}: unknown behaviour {behaviour:?}");
         return 2;
     };

@@ -126,11 +126,14 @@ impl Backend {
 /// use portable_reactor::conformance::runner::{self, Backend};
 /// use portable_reactor::conformance::Deviation;
 ///
+/// // Declarations live in a `const` (or `static`): the runner keeps them for the whole run.
+/// const DEVIATIONS: &[Deviation] = &[Deviation::new("wakes_coalesce", "why it differs")];
+///
 /// fn main() {
 ///     runner::main(&[
 ///         Backend::new("mine", || Box::new(portable_reactor::PollingReactor::new().unwrap())),
 ///         Backend::new("mine-declared", || Box::new(portable_reactor::MioReactor::new().unwrap()))
-///             .with_deviations(&[Deviation::new("wakes_coalesce", "why it differs")]),
+///             .with_deviations(DEVIATIONS),
 ///     ]);
 /// }
 /// ```
