@@ -25,7 +25,12 @@
 #   test-linux-poll     same with RUSTFLAGS=--cfg polling_test_poll_backend,
 #                       CARGO_TARGET_DIR=target/pollcfg
 #   test-windows-wine   cargo test --target x86_64-pc-windows-gnu under Wine
-#                       (see ci/setup-wine.sh)
+#                       (see ci/setup-wine.sh), then the conformance runner
+#                       under Wine (IOCP), its JUnit checked with xmllint
+#   conformance-runner  the conformance runner (examples/conformance.rs) for
+#                       every backend on epoll and on poll(2), its JUnit
+#                       validated against ci/junit.xsd (xmllint, apt:
+#                       libxml2-utils), and the runner's own tests
 #   check-<target>      cargo check --all-targets --all-features --target <target>
 #   msrv                cargo +<rust-version> check --lib --all-features (MSRV)
 #   doc                 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
@@ -44,7 +49,7 @@ CHECK_TARGETS="aarch64-apple-ios x86_64-unknown-freebsd x86_64-unknown-netbsd x8
 default_legs() {
     echo fmt clippy-host
     for t in $CLIPPY_TARGETS; do echo "clippy-$t"; done
-    echo test-linux-epoll test-linux-poll test-windows-wine
+    echo test-linux-epoll test-linux-poll test-windows-wine conformance-runner
     for t in $CHECK_TARGETS; do echo "check-$t"; done
     echo msrv doc package-list actionlint
 }
@@ -207,6 +212,54 @@ leg_test_windows_wine() {
         fi
         break
     done
+    [ "$rc" = 0 ] || return "$rc"
+    # The conformance runner under Wine: the matrix for both backends on IOCP. Its children
+    # are the same .exe run again by Windows' CreateProcess inside Wine.
+    local cout="$ROOT/target/conformance/wine"
+    # shellcheck disable=SC2086
+    run $to cargo run --release --target "$t" --example conformance --features conformance \
+        -- --backend all --format md,junit,json --out "$cout" || rc=1
+    wineserver -k >/dev/null 2>&1 || true
+    if [ "$rc" = 0 ] && command -v xmllint >/dev/null 2>&1; then
+        run xmllint --noout --schema ci/junit.xsd "$cout/conformance.junit.xml" || rc=1
+    fi
+    return "$rc"
+}
+
+# The conformance runner, as users run it: every behaviour x backend in its own process,
+# on epoll and on poll(2); the three reports written to target/conformance/{epoll,poll}/ and
+# the JUnit validated against ci/junit.xsd. Then the runner's own tests (planted bugs,
+# declared deviations, a hang, a panic).
+leg_conformance_runner() {
+    [ "$(uname -s)" = Linux ] || skip "needs Linux (epoll and poll(2) runs)"
+    if ! command -v xmllint >/dev/null 2>&1; then
+        apt_install libxml2-utils || skip "could not apt-get install libxml2-utils (xmllint)"
+    fi
+    local rc=0 mech out
+    local -a runner=(cargo run --release --example conformance --features conformance --
+        --backend all --format "md,junit,json")
+    for mech in epoll poll; do
+        out="$ROOT/target/conformance/$mech"
+        if [ "$mech" = poll ]; then
+            (
+                export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }--cfg polling_test_poll_backend"
+                export CARGO_TARGET_DIR="$ROOT/target/pollcfg"
+                run "${runner[@]}" --out "$out"
+            ) || rc=1
+        else
+            run "${runner[@]}" --out "$out" || rc=1
+        fi
+        if [ -f "$out/conformance.junit.xml" ]; then
+            run xmllint --noout --schema ci/junit.xsd "$out/conformance.junit.xml" || rc=1
+        else
+            echo "ci: ERROR: the runner wrote no $out/conformance.junit.xml" >&2
+            rc=1
+        fi
+        if [ -n "${GITHUB_STEP_SUMMARY:-}" ] && [ -f "$out/conformance.md" ]; then
+            cat "$out/conformance.md" >>"$GITHUB_STEP_SUMMARY"
+        fi
+    done
+    run cargo test --features conformance --test conformance_runner || rc=1
     return "$rc"
 }
 
@@ -293,6 +346,7 @@ dispatch() { # $1 = leg name; runs in a subshell
         test-linux-epoll) leg_test_linux_epoll ;;
         test-linux-poll) leg_test_linux_poll ;;
         test-windows-wine) leg_test_windows_wine ;;
+        conformance-runner) leg_conformance_runner ;;
         msrv) leg_msrv ;;
         doc) leg_doc ;;
         package-list) leg_package_list ;;
@@ -311,7 +365,7 @@ if [ "$#" -gt 0 ]; then LEGS="$*"; else LEGS="$(default_legs | tr '\n' ' ')"; fi
 # Validate names first, so a typo fails fast instead of after 20 minutes.
 for leg in $LEGS; do
     case "$leg" in
-        fmt|clippy-?*|check-?*|test-native|test-linux-epoll|test-linux-poll|test-windows-wine|msrv|doc|package-list|actionlint) ;;
+        fmt|clippy-?*|check-?*|test-native|test-linux-epoll|test-linux-poll|test-windows-wine|conformance-runner|msrv|doc|package-list|actionlint) ;;
         *) echo "ci: unknown leg '$leg'; known legs:" >&2; default_legs >&2; echo test-native >&2; exit 2 ;;
     esac
 done

@@ -105,7 +105,6 @@
 //!
 //! ## 4. The runner
 //!
-//! *The interface the runner provides (being built; the flags below are the agreed ones).*
 //! One command runs every behaviour against chosen backends on this host, isolated (a hang or a
 //! panic is that behaviour's failure), prints the behaviour × backend matrix, and writes it as
 //! markdown, JUnit XML and JSON. Ours:
@@ -126,17 +125,18 @@
 //!
 //! ```rust,ignore
 //! // examples/conformance.rs
+//! use portable_reactor::conformance::runner::{self, Backend};
+//!
 //! fn main() {
-//!     portable_reactor::conformance::runner::main(&[(
-//!         "mybackend",
-//!         || Box::new(my_crate::MyReactor::new().unwrap()) as Box<dyn portable_reactor::Reactor>,
-//!     )])
+//!     runner::main(&[Backend::new("mybackend", || {
+//!         Box::new(my_crate::MyReactor::new().unwrap())
+//!     })
+//!     .with_deviations(my_crate::DEVIATIONS)]);
 //! }
 //! ```
 //!
 //! ## 5. The reusable workflow
 //!
-//! *The interface the workflow provides (being built, with the runner).*
 //! `.github/workflows/conformance.yml` in this repository is a reusable workflow
 //! (`on: workflow_call`). It builds your runner example natively on each OS of the list, runs
 //! `cargo run --release -p <package> --example <runner> --features <features> -- --format

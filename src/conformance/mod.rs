@@ -32,6 +32,15 @@
 //!
 //! The expression is evaluated once per reactor the behaviour needs (at least once per test),
 //! so it is also the place to initialise logging.
+//!
+//! # Registry, version, deviations, runner
+//!
+//! - [`BEHAVIOURS`]: every behaviour with its group and the contract row it pins, expanded
+//!   from the same list as the macro (they cannot drift).
+//! - [`VERSION`]: the suite's version, bumped whenever a behaviour is added or changed.
+//! - [`Deviation`]: what a backend knowingly does differently, per behaviour, with a reason.
+//! - [`runner`]: one command that runs every behaviour against chosen backends, each in its
+//!   own process with a timeout, and writes the matrix as markdown, JUnit XML and JSON.
 
 use std::io;
 use std::sync::OnceLock;
@@ -39,20 +48,27 @@ use std::time::{Duration, Instant};
 
 use crate::{AsSource, Event, EventId, Events, Interest, Mode, Reactor};
 
+mod behaviours;
 mod contention;
+mod deviation;
 mod hints;
 mod modes;
 mod readiness;
 mod registration;
+mod registry;
+pub mod runner;
 mod sockets;
 mod threads;
 mod timeouts;
 
 pub use contention::*;
+pub(crate) use deviation::{not_applicable, take_not_applicable};
+pub use deviation::{run_test, Deviation};
 pub use hints::*;
 pub use modes::*;
 pub use readiness::*;
 pub use registration::*;
+pub use registry::{behaviour, Behaviour, BoxedReactor, BEHAVIOURS, VERSION};
 pub use threads::*;
 pub use timeouts::*;
 
@@ -130,108 +146,6 @@ pub fn silence() -> Duration {
 
 /// Every mode, in the order the suite tries them.
 pub const MODES: [Mode; 3] = [Mode::Oneshot, Mode::Level, Mode::Edge];
-
-/// Instantiates the portability suite for a backend: a module `$name` with one `#[test]` per
-/// behaviour in [`conformance`](crate::conformance), each calling the behaviour with a closure
-/// that evaluates `$make` to build a fresh reactor.
-///
-/// `$make` is evaluated inside the generated module, which imports `super::*`, so it may name
-/// items of the calling test file.
-///
-/// ```
-/// portable_reactor::conformance_suite!(polling, portable_reactor::PollingReactor::new().unwrap());
-/// portable_reactor::conformance_suite!(
-///     boxed_mio,
-///     portable_reactor::reactor_by_name("mio").unwrap()
-/// );
-/// // One behaviour can also be run directly:
-/// portable_reactor::conformance::register_twice_is_already_exists(|| {
-///     portable_reactor::MioReactor::new().unwrap()
-/// });
-/// ```
-#[macro_export]
-macro_rules! conformance_suite {
-    ($name:ident, $make:expr $(,)?) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            $crate::__conformance_tests! {
-                ($make)
-                // registration
-                register_twice_is_already_exists,
-                reregister_unregistered_is_not_found,
-                deregister_unregistered_is_not_found,
-                unsupported_mode_is_rejected_and_registers_nothing,
-                register_deregister_register_has_no_spurious_events,
-                reused_slot_reports_no_stale_event,
-                reregister_replaces_id_and_interest,
-                reregister_with_pending_readiness_reports_new_id_only,
-                reregister_changes_mode,
-                ids_zero_and_max_round_trip,
-                no_events_after_deregister_with_data_in_flight,
-                boxed_dyn_reactor_works,
-                // readiness
-                readable_after_peer_write,
-                writable_after_nonblocking_connect,
-                listener_readable_on_incoming_connection,
-                udp_datagram_is_readable,
-                udp_empty_datagram_is_readable,
-                interest_filters_directions,
-                many_sockets_each_report_their_own_id,
-                capacity_overflow_loses_and_duplicates_nothing,
-                level_capacity_overflow_starves_no_source,
-                // modes
-                oneshot_is_silent_until_rearmed,
-                oneshot_rearm_with_buffered_data_fires_at_once,
-                level_persists_until_drained,
-                edge_reports_once_per_edge,
-                // threads
-                register_from_another_thread_during_blocked_poll,
-                reregister_from_another_thread_rearms_blocked_poll,
-                deregister_from_another_thread_during_blocked_poll,
-                wake_from_another_thread,
-                wake_before_poll_returns_at_once,
-                wakes_coalesce,
-                waker_surfaces_no_event,
-                poll_without_timeout_returns_on_event,
-                // contention
-                wake_storm_never_fails_poll,
-                zero_timeout_does_not_wait_for_a_blocked_poll,
-                // hints
-                mechanism_matches_target_os,
-                healthy_sockets_carry_no_hints,
-                peer_shutdown_hints,
-                peer_reset_hints,
-                refused_connect_hints,
-                #[cfg(unix)]
-                pipe_writer_dropped_hints,
-                #[cfg(unix)]
-                pipe_reader_dropped_hints,
-                #[cfg(unix)]
-                udp_unreachable_hints,
-                // timeouts
-                zero_timeout_never_blocks,
-                timeout_is_never_early,
-                sub_millisecond_timeout_is_never_early,
-                timeout_with_silent_sources_is_never_early,
-            }
-        }
-    };
-}
-
-/// Expands the test list of [`conformance_suite!`]; not public API.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __conformance_tests {
-    (($make:expr) $($(#[$meta:meta])* $test:ident),* $(,)?) => {$(
-        $(#[$meta])*
-        #[test]
-        fn $test() {
-            $crate::conformance::$test(|| $make);
-        }
-    )*};
-}
 
 /// Registers `source` with `reactor`.
 ///

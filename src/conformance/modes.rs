@@ -52,6 +52,9 @@ pub fn level_persists_until_drained<R: Reactor>(make: impl Fn() -> R) {
             register(&reactor, &a, EventId(1), Interest::READABLE, Mode::Level),
             "register with Level",
         );
+        super::not_applicable(
+            "Mode::Level unsupported (supports(Level) is false; checked: registering it is Unsupported)",
+        );
         return;
     }
     register(&reactor, &a, EventId(1), Interest::READABLE, Mode::Level).expect("register");
@@ -84,6 +87,9 @@ pub fn edge_reports_once_per_edge<R: Reactor>(make: impl Fn() -> R) {
         expect_unsupported(
             register(&reactor, &a, EventId(1), Interest::READABLE, Mode::Edge),
             "register with Edge",
+        );
+        super::not_applicable(
+            "Mode::Edge unsupported (supports(Edge) is false; checked: registering it is Unsupported)",
         );
         return;
     }

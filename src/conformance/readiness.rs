@@ -230,6 +230,9 @@ pub fn level_capacity_overflow_starves_no_source<R: Reactor>(make: impl Fn() -> 
             register(&reactor, &sockets[0], EventId(0), Interest::READABLE, Mode::Level),
             "register with Level",
         );
+        super::not_applicable(
+            "Mode::Level unsupported (supports(Level) is false; checked: registering it is Unsupported)",
+        );
         return;
     }
     for (i, s) in sockets.iter().enumerate() {

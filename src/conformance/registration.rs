@@ -235,6 +235,7 @@ pub fn reregister_changes_mode<R: Reactor>(make: impl Fn() -> R) {
         );
         expect_one(&reactor, EventId(1), "the oneshot registration stays");
         reactor.deregister(a.as_source()).expect("deregister");
+        super::not_applicable("Mode::Level unsupported (supports(Level) is false; checked: reregistering to it is Unsupported and keeps the oneshot)");
         return;
     }
     register(&reactor, &a, EventId(1), Interest::READABLE, Mode::Level).expect("register");
