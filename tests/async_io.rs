@@ -39,7 +39,7 @@ fn echo_between_tasks<R: Reactor + 'static>(reactor: R) {
     let server = local.spawn(async move {
         let (stream, _) = listener.read_with(|l| l.accept()).await?;
         stream.set_nonblocking(true)?;
-        let stream = Async::register(&server_local, stream, WatchOptions::new()).await?;
+        let stream = Async::in_local(&server_local, stream, WatchOptions::new());
         let mut buf = vec![0; 8192];
         let mut echoed = 0;
         loop {

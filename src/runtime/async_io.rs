@@ -41,16 +41,30 @@ struct IoState {
     readers: RefCell<Option<Waker>>,
     writers: RefCell<Option<Waker>>,
     /// Level-triggered watch: its interest follows the waiting directions.
-    managed: bool,
+    managed: Cell<bool>,
     /// The interest registered (managed watches), `None` while paused for want of waiters.
     registered: Cell<Option<Interest>>,
     adjust_queued: Cell<bool>,
     /// The deadline, to push it on successful operations (events push it already).
-    timeout: Option<Duration>,
+    timeout: Cell<Option<Duration>>,
     refreshed: Cell<Instant>,
 }
 
 impl IoState {
+    fn new(managed: bool, timeout: Option<Duration>) -> IoState {
+        IoState {
+            id: Cell::new(None),
+            ended: RefCell::new(None),
+            readers: RefCell::new(None),
+            writers: RefCell::new(None),
+            managed: Cell::new(managed),
+            registered: Cell::new(None),
+            adjust_queued: Cell::new(false),
+            timeout: Cell::new(timeout),
+            refreshed: Cell::new(Instant::now()),
+        }
+    }
+
     fn ended(&self) -> Option<io::Error> {
         self.ended
             .borrow()
@@ -132,34 +146,9 @@ impl<T: AsSource + 'static, R: Reactor + 'static> Async<T, R> {
     ///
     /// As for [`Runtime::watch_with`].
     pub fn with_options(rt: &mut Runtime<R>, io: T, options: WatchOptions) -> io::Result<Async<T, R>> {
-        let (mode, rearm) = rt.persistent_mode(Trigger::Edge);
-        let managed = mode != Mode::Edge || rearm;
-        let timeout = options.timeout.resolve(rt.io_timeout());
-        let state = Rc::new(IoState {
-            id: Cell::new(None),
-            ended: RefCell::new(None),
-            readers: RefCell::new(None),
-            writers: RefCell::new(None),
-            managed,
-            registered: Cell::new(Some(if managed {
-                Interest::READABLE
-            } else {
-                Interest::BOTH
-            })),
-            adjust_queued: Cell::new(false),
-            timeout,
-            refreshed: Cell::new(Instant::now()),
-        });
         let io = Rc::new(io);
-        let shared = state.clone();
-        let interest = state.registered.get().unwrap_or(Interest::READABLE);
-        let id = rt.watch_with(
-            SharedSource(io.clone()),
-            interest,
-            options.trigger(Trigger::Edge),
-            move |rt: &mut Runtime<R>, id, _, event| on_event(rt, id, &shared, event),
-        )?;
-        state.id.set(Some(id));
+        let state = Rc::new(IoState::new(true, None));
+        register(rt, io.clone(), &state, options)?;
         Ok(Async {
             io,
             state,
@@ -167,38 +156,31 @@ impl<T: AsSource + 'static, R: Reactor + 'static> Async<T, R> {
         })
     }
 
-    /// [`with_options`](Async::with_options) from a task: registration needs the runtime, so
-    /// it happens right after the task yields.
-    ///
-    /// # Errors
-    ///
-    /// As for [`Runtime::watch_with`].
-    pub async fn register(local: &Local<R>, io: T, options: WatchOptions) -> io::Result<Async<T, R>> {
-        type Slot<T, R> = Rc<RefCell<(Option<io::Result<Async<T, R>>>, Option<Waker>)>>;
-        let slot: Slot<T, R> = Rc::new(RefCell::new((None, None)));
-        let filled = slot.clone();
-        local.defer(move |rt| {
-            let result = Async::with_options(rt, io, options);
-            let waker = {
-                let mut s = filled.borrow_mut();
-                s.0 = Some(result);
-                s.1.take()
-            };
-            if let Some(waker) = waker {
-                waker.wake();
+    /// [`with_options`](Async::with_options) from a task, without the runtime at hand: the
+    /// watch is registered right after the current task or callback returns. Operations can
+    /// start at once (they are tried first and wait for the watch's events); if registering
+    /// fails (e.g. `QuotaExceeded`), every operation fails with that error.
+    pub fn in_local(local: &Local<R>, io: T, options: WatchOptions) -> Async<T, R> {
+        let io = Rc::new(io);
+        // The mode is the runtime's choice; until the registration runs, assume the one that
+        // asks for less (managed), then take the real one.
+        let state = Rc::new(IoState::new(true, None));
+        let (shared_io, shared_state) = (io.clone(), state.clone());
+        local.defer(move |rt: &mut Runtime<R>| {
+            if Rc::strong_count(&shared_state) == 1 {
+                return; // the Async is gone already
+            }
+            if let Err(e) = register(rt, shared_io, &shared_state, options) {
+                *shared_state.ended.borrow_mut() = Some((e.kind(), e.to_string()));
+                IoState::wake(&shared_state.readers);
+                IoState::wake(&shared_state.writers);
             }
         });
-        poll_fn(|cx| {
-            let mut s = slot.borrow_mut();
-            match s.0.take() {
-                Some(result) => Poll::Ready(result),
-                None => {
-                    s.1 = Some(cx.waker().clone());
-                    Poll::Pending
-                }
-            }
-        })
-        .await
+        Async {
+            io,
+            state,
+            local: local.clone(),
+        }
     }
 
     /// The source.
@@ -287,7 +269,7 @@ impl<T: AsSource + 'static, R: Reactor + 'static> Async<T, R> {
     /// A managed (level-triggered) watch asks for the directions now waited for.
     fn adjust(&self) {
         let state = &self.state;
-        if !state.managed || state.adjust_queued.get() || state.wanted() == state.registered.get() {
+        if !state.managed.get() || state.adjust_queued.get() || state.wanted() == state.registered.get() {
             return;
         }
         state.adjust_queued.set(true);
@@ -299,7 +281,9 @@ impl<T: AsSource + 'static, R: Reactor + 'static> Async<T, R> {
     /// Successful operations are activity: push the deadline, at most every eighth of it
     /// (events push it on their own).
     fn refresh_deadline(&self) {
-        let Some(timeout) = self.state.timeout else { return };
+        let Some(timeout) = self.state.timeout.get() else {
+            return;
+        };
         let now = Instant::now();
         if now.saturating_duration_since(self.state.refreshed.get()) < timeout / 8 {
             return;
@@ -311,6 +295,35 @@ impl<T: AsSource + 'static, R: Reactor + 'static> Async<T, R> {
             });
         }
     }
+}
+
+/// Watches `io` for `state`: edge-triggered for both directions where the backend can,
+/// else level-triggered for the directions waited for (see [`apply_interest_in`]).
+fn register<T: AsSource + 'static, R: Reactor + 'static>(
+    rt: &mut Runtime<R>,
+    io: Rc<T>,
+    state: &Rc<IoState>,
+    options: WatchOptions,
+) -> io::Result<()> {
+    let (mode, rearm) = rt.persistent_mode(Trigger::Edge);
+    let managed = mode != Mode::Edge || rearm;
+    state.managed.set(managed);
+    state.timeout.set(options.timeout.resolve(rt.io_timeout()));
+    let interest = if managed {
+        state.wanted().unwrap_or(Interest::READABLE)
+    } else {
+        Interest::BOTH
+    };
+    let shared = state.clone();
+    let id = rt.watch_with(
+        SharedSource(io),
+        interest,
+        options.trigger(Trigger::Edge),
+        move |rt: &mut Runtime<R>, id, _, event| on_event(rt, id, &shared, event),
+    )?;
+    state.registered.set(Some(interest));
+    state.id.set(Some(id));
+    Ok(())
 }
 
 /// The watch's callback: wakes the waiting directions, or ends every operation.
@@ -330,7 +343,7 @@ fn on_event<R: Reactor + 'static>(
                 IoState::wake(&state.writers);
             }
             state.refreshed.set(rt.now());
-            if state.managed && state.wanted() != state.registered.get() {
+            if state.managed.get() && state.wanted() != state.registered.get() {
                 apply_interest_in(rt, id, state);
             }
         }

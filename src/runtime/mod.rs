@@ -74,6 +74,7 @@
 //! ```
 
 mod async_io;
+mod async_traits;
 mod builder;
 mod inbox;
 mod iteration;
@@ -99,6 +100,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 pub use async_io::Async;
+pub use async_traits::HalfClose;
 pub use builder::{
     Builder, DEFAULT_HIGH_WATERMARK, DEFAULT_IO_TIMEOUT, DEFAULT_POST_LIMIT, DEFAULT_QUEUE_LIMIT,
     DEFAULT_THREADS, THREADS_ENV,
