@@ -438,6 +438,22 @@ impl Reactor for MioReactor {
         }
     }
 
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_vendor = "apple",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    ))]
+    fn backend_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::{AsRawFd, BorrowedFd};
+        // SAFETY: the registry's descriptor is the epoll/kqueue instance this reactor owns; it
+        // stays open as long as `self`, which the returned borrow cannot outlive.
+        Some(unsafe { BorrowedFd::borrow_raw(self.registry.as_raw_fd()) })
+    }
+
     fn name(&self) -> &'static str {
         "mio"
     }

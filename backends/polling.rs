@@ -299,6 +299,23 @@ impl Reactor for PollingReactor {
         }
     }
 
+    #[cfg(all(
+        any(
+            target_os = "linux",
+            target_os = "android",
+            target_vendor = "apple",
+            target_os = "freebsd",
+            target_os = "netbsd",
+            target_os = "openbsd",
+            target_os = "dragonfly"
+        ),
+        not(polling_test_poll_backend)
+    ))]
+    fn backend_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        Some(self.shared.poller.as_fd())
+    }
+
     fn name(&self) -> &'static str {
         "polling"
     }

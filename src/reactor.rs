@@ -292,6 +292,19 @@ pub trait Reactor: Send + Sync {
 
     /// The backend's short name, as accepted by [`reactor_by_name`](crate::reactor_by_name).
     fn name(&self) -> &'static str;
+
+    /// The OS descriptor a host event loop can watch to learn that this reactor has something
+    /// to report (libuv's `uv_backend_fd`): the epoll or kqueue descriptor, which polls
+    /// readable while an event or a wake is pending. `None` (the default) where the mechanism
+    /// has no such descriptor: poll(2) (its set lives in user space) and event ports here.
+    /// Windows has no equivalent: an IOCP handle cannot be waited on by another loop's
+    /// readiness mechanism, so a host drives the runtime by its timeout and wakes instead.
+    ///
+    /// Only for watching: reading from or closing it breaks the reactor.
+    #[cfg(unix)]
+    fn backend_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        None
+    }
 }
 
 macro_rules! forward_reactor {
@@ -336,6 +349,10 @@ macro_rules! forward_reactor {
             }
             fn name(&self) -> &'static str {
                 (**self).name()
+            }
+            #[cfg(unix)]
+            fn backend_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+                (**self).backend_fd()
             }
         }
     )*};

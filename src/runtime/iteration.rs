@@ -177,6 +177,37 @@ impl<R: Reactor + 'static> Runtime<R> {
         }
     }
 
+    /// How long a host loop that drives this runtime with [`run_nowait`](Runtime::run_nowait)
+    /// may wait before the next call (libuv's `uv_backend_timeout`): `Some(ZERO)` when work is
+    /// due or the last poll reported events (more may be ready: call again until a poll comes
+    /// back empty), the time to the next timer or deadline, or `None` for "until the
+    /// [`backend_fd`](Runtime::backend_fd) polls readable".
+    ///
+    /// ```
+    /// use portable_reactor::runtime::Runtime;
+    /// use std::time::Duration;
+    /// let mut rt = Runtime::new()?;
+    /// rt.set_timeout(Duration::from_secs(5), |_| {});
+    /// let wait = rt.backend_timeout().expect("a timer is pending");
+    /// assert!(wait > Duration::from_secs(4) && wait <= Duration::from_secs(5));
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn backend_timeout(&mut self) -> Option<Duration> {
+        if self.polled_events {
+            return Some(Duration::ZERO);
+        }
+        self.poll_timeout()
+    }
+
+    /// The reactor's descriptor for a host loop to watch (see
+    /// [`Reactor::backend_fd`](crate::Reactor::backend_fd)); with
+    /// [`run_nowait`](Runtime::run_nowait) and [`backend_timeout`](Runtime::backend_timeout)
+    /// it lets tokio's `AsyncFd`, calloop's `Generic` or any other loop drive this one.
+    #[cfg(unix)]
+    pub fn backend_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.reactor.backend_fd()
+    }
+
     pub(super) fn poll_timeout(&mut self) -> Option<Duration> {
         if self.stopped
             || (!self.is_alive() && self.blocking_on == 0)
@@ -212,6 +243,7 @@ impl<R: Reactor + 'static> Runtime<R> {
             self.events = Some(events);
             return Err(e);
         }
+        self.polled_events = !events.is_empty();
         for event in events.iter() {
             self.dispatch(*event);
         }

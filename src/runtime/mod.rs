@@ -174,6 +174,8 @@ pub struct Runtime<R: Reactor + 'static = DefaultReactor> {
     /// else is referenced.
     blocking_on: usize,
     stopped: bool,
+    /// The last poll reported events (a host loop should run the runtime again at once).
+    polled_events: bool,
     ticks_run: u64,
     timeouts: u64,
     watermark_hits: u64,
@@ -232,6 +234,7 @@ impl<R: Reactor + 'static> Runtime<R> {
             mailbox: VecDeque::new(),
             blocking_on: 0,
             stopped: false,
+            polled_events: false,
             ticks_run: 0,
             timeouts: 0,
             watermark_hits: 0,
