@@ -55,6 +55,7 @@
 //! # std::io::Result::Ok(())
 //! ```
 
+pub mod aio;
 pub mod dns;
 pub mod tcp;
 pub mod udp;
