@@ -33,7 +33,7 @@ fn tokio_traits_drive_async_sockets<R: Reactor + 'static>(reactor: R) {
     let writer = local.spawn(async move {
         let data = vec![3u8; 200_000];
         client.write_all(&data).await?;
-        client.shutdown().await?;
+        AsyncWriteExt::shutdown(&mut client).await?;
         io::Result::Ok(())
     });
     let got = rt
