@@ -6,6 +6,8 @@
 //!
 //! `cargo test --features conformance --test conformance_runner`
 
+mod util;
+
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,9 +15,7 @@ use std::time::Duration;
 
 use portable_reactor::conformance::runner::{self, Backend};
 use portable_reactor::conformance::{Deviation, BEHAVIOURS, VERSION};
-use portable_reactor::{
-    BorrowedSource, EventId, Events, Hints, Interest, Mechanism, Mode, PollingReactor, Reactor, Waker,
-};
+use portable_reactor::{BorrowedSource, EventId, Events, Interest, Mode, PollingReactor, Reactor};
 
 /// The planted bug: [`PollingReactor`], but every source is reported under its id plus one
 /// (`reports readiness under a wrong id`), or, with `HANG`, every poll hangs.
@@ -55,10 +55,6 @@ impl<const HANG: bool> Reactor for Planted<HANG> {
         self.0.reregister(source, wrong(id), interest, mode)
     }
 
-    fn deregister(&self, source: BorrowedSource<'_>) -> io::Result<()> {
-        self.0.deregister(source)
-    }
-
     fn poll(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
         if HANG {
             // The planted hang: the runner must kill this child after --timeout.
@@ -68,26 +64,7 @@ impl<const HANG: bool> Reactor for Planted<HANG> {
         }
         self.0.poll(events, timeout)
     }
-
-    fn waker(&self) -> Waker {
-        self.0.waker()
-    }
-
-    fn mechanism(&self) -> Mechanism {
-        self.0.mechanism()
-    }
-
-    fn supports(&self, mode: Mode) -> bool {
-        self.0.supports(mode)
-    }
-
-    fn hints(&self) -> Hints {
-        self.0.hints()
-    }
-
-    fn name(&self) -> &'static str {
-        "planted"
-    }
+    crate::forward_reactor!(0; deregister, waker, mechanism, supports, hints, name);
 }
 
 const BEHAVIOUR: &str = "readable_after_peer_write";

@@ -9,14 +9,11 @@
 #[path = "../examples/poll_backend.rs"]
 mod poll_backend;
 
-use std::io;
-use std::time::Duration;
+mod util;
 
 use poll_backend::PollReactor;
 use portable_reactor::prelude::*;
-use portable_reactor::{
-    conformance_suite, BorrowedSource, EventId, Events, Hints, Interest, Mechanism, Mode, Waker,
-};
+use portable_reactor::{conformance_suite, Mechanism};
 
 fn poll_example() -> PollReactor {
     let _ = env_logger::builder().is_test(true).try_init();
@@ -29,46 +26,10 @@ conformance_suite!(example, poll_example());
 struct Renamed(PollReactor, Mechanism);
 
 impl Reactor for Renamed {
-    unsafe fn register(
-        &self,
-        source: BorrowedSource<'_>,
-        id: EventId,
-        interest: Interest,
-        mode: Mode,
-    ) -> io::Result<()> {
-        // SAFETY: the caller upholds `register`'s contract, which is the same.
-        unsafe { self.0.register(source, id, interest, mode) }
-    }
-    fn reregister(
-        &self,
-        source: BorrowedSource<'_>,
-        id: EventId,
-        interest: Interest,
-        mode: Mode,
-    ) -> io::Result<()> {
-        self.0.reregister(source, id, interest, mode)
-    }
-    fn deregister(&self, source: BorrowedSource<'_>) -> io::Result<()> {
-        self.0.deregister(source)
-    }
-    fn poll(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
-        self.0.poll(events, timeout)
-    }
-    fn waker(&self) -> Waker {
-        self.0.waker()
-    }
     fn mechanism(&self) -> Mechanism {
         self.1
     }
-    fn supports(&self, mode: Mode) -> bool {
-        self.0.supports(mode)
-    }
-    fn hints(&self) -> Hints {
-        self.0.hints()
-    }
-    fn name(&self) -> &'static str {
-        "renamed"
-    }
+    crate::forward_reactor!(0; register, reregister, deregister, poll, waker, supports, hints, name);
 }
 
 #[test]

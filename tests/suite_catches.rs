@@ -5,16 +5,15 @@
 //! in progress to the start of the next poll, so a poll already blocked never sees a
 //! (de)registration from another thread. The cross-thread behaviours must catch it.
 
+mod util;
+
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use portable_reactor::conformance;
-use portable_reactor::{
-    BorrowedSource, EventId, Events, Hints, Interest, Mechanism, Mode, PollingReactor, RawSource, Reactor,
-    Waker,
-};
+use portable_reactor::{BorrowedSource, EventId, Events, Interest, Mode, PollingReactor, RawSource, Reactor};
 
 /// How many times each broken backend is run through a behaviour: it must fail every time.
 const RUNS: usize = 3;
@@ -166,26 +165,7 @@ impl Reactor for Lazy {
         self.state().polling = false;
         result
     }
-
-    fn waker(&self) -> Waker {
-        self.inner.waker()
-    }
-
-    fn mechanism(&self) -> Mechanism {
-        self.inner.mechanism()
-    }
-
-    fn supports(&self, mode: Mode) -> bool {
-        self.inner.supports(mode)
-    }
-
-    fn hints(&self) -> Hints {
-        self.inner.hints()
-    }
-
-    fn name(&self) -> &'static str {
-        "lazy"
-    }
+    crate::forward_reactor!(inner; waker, mechanism, supports, hints, name);
 }
 
 /// Runs `behaviour` on `Lazy` [`RUNS`] times and asserts that it fails every time; returns the

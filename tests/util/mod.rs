@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests (`mod util;` in each test file).
 #![allow(dead_code)] // each test file uses its own subset
 
+#[macro_use]
+pub mod forward;
 pub mod recording;
 
 use std::io::{self, Read};

@@ -5,7 +5,7 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use portable_reactor::{BorrowedSource, EventId, Events, Hints, Interest, Mechanism, Mode, Reactor, Waker};
+use portable_reactor::{Events, Mode, Reactor};
 
 /// Forwards everything to `inner` and appends each poll's timeout to `polls`.
 pub struct Recording<R> {
@@ -38,45 +38,12 @@ impl<R: Reactor> Recording<R> {
 }
 
 impl<R: Reactor> Reactor for Recording<R> {
-    unsafe fn register(
-        &self,
-        source: BorrowedSource<'_>,
-        id: EventId,
-        interest: Interest,
-        mode: Mode,
-    ) -> io::Result<()> {
-        // SAFETY: forwarded with the caller's guarantees unchanged.
-        unsafe { self.inner.register(source, id, interest, mode) }
-    }
-    fn reregister(
-        &self,
-        source: BorrowedSource<'_>,
-        id: EventId,
-        interest: Interest,
-        mode: Mode,
-    ) -> io::Result<()> {
-        self.inner.reregister(source, id, interest, mode)
-    }
-    fn deregister(&self, source: BorrowedSource<'_>) -> io::Result<()> {
-        self.inner.deregister(source)
-    }
     fn poll(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
         self.polls.lock().unwrap().push(timeout);
         self.inner.poll(events, timeout)
     }
-    fn waker(&self) -> Waker {
-        self.inner.waker()
-    }
-    fn mechanism(&self) -> Mechanism {
-        self.inner.mechanism()
-    }
     fn supports(&self, mode: Mode) -> bool {
         !(self.level_only && mode == Mode::Edge) && self.inner.supports(mode)
     }
-    fn hints(&self) -> Hints {
-        self.inner.hints()
-    }
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
+    crate::forward_reactor!(inner; register, reregister, deregister, waker, mechanism, hints, name);
 }
