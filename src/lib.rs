@@ -8,6 +8,10 @@
 //! - Backends, thin adapters over well-kept crates: [`PollingReactor`] (over `polling`) and
 //!   [`MioReactor`] (over `mio`); [`DefaultReactor`] for this OS, and [`reactor_by_name`] to
 //!   choose one at run time.
+//! - [`runtime`]: a Node/libuv-style loop on the trait (timers, immediates, next-tick, a
+//!   thread pool, watches with deadlines under a high watermark), with tasks beside callbacks
+//!   (`spawn_local`, `block_on`, [`runtime::Async`], [`runtime::Time`]); [`net`] (TCP, UDP,
+//!   DNS as callbacks, and [`net::aio`] for tasks) and [`fs`] on it.
 //! - [`prelude`]: the traits to import (`use portable_reactor::prelude::*`).
 //! - Your own backend: the [`kit`] our adapters are built on, and the [`guide`] (the
 //!   contract, the kit, the suite, the runner, the CI workflow, and a complete poll(2) backend).
@@ -30,7 +34,16 @@
 //! With the `conformance` feature, `portable_reactor::conformance` holds one test body per
 //! behaviour of the contract, and the `conformance_suite!` macro instantiates all of them for
 //! a backend: ours run it for both adapters, and a third-party backend can run the same suite
-//! in its own tests.
+//! in its own tests, or through `conformance::runner` (a matrix as markdown, JUnit and JSON,
+//! each behaviour in its own process).
+//!
+//! ## Features
+//!
+//! | feature | gives |
+//! |---|---|
+//! | `conformance` | the portability suite and its runner |
+//! | `tokio` | `tokio::io::AsyncRead`/`AsyncWrite` for [`runtime::Async`] (tokio as a trait crate, no runtime) |
+//! | `futures-io` | `futures_io::AsyncRead`/`AsyncWrite` for [`runtime::Async`] |
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
