@@ -200,7 +200,7 @@ impl<R: Reactor + 'static> Runtime<R> {
     }
 
     /// The reactor's descriptor for a host loop to watch (see
-    /// [`Reactor::backend_fd`](crate::Reactor::backend_fd)); with
+    /// [`Reactor::backend_fd`]); with
     /// [`run_nowait`](Runtime::run_nowait) and [`backend_timeout`](Runtime::backend_timeout)
     /// it lets tokio's `AsyncFd`, calloop's `Generic` or any other loop drive this one.
     #[cfg(unix)]
