@@ -122,7 +122,7 @@ pub fn check(path: &str, (status, body): &(StatusCode, Bytes)) -> io::Result<()>
     let want: &[u8] = if path == "/" {
         b"Hello, World!"
     } else {
-        path[1..].as_bytes()
+        &path.as_bytes()[1..]
     };
     if *status != StatusCode::OK || body.as_ref() != want {
         return Err(io::Error::new(
