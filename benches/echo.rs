@@ -8,6 +8,10 @@
 //! Node.js, judged for both runtime contenders: the default reactor (`runtime_echo`, mio on
 //! Linux) and the `polling` adapter (`runtime_polling_echo`), both in
 //! `benches/common/servers.rs`.
+//!
+//! The async contender (`runtime_async_echo`: one task per connection over `Async<TcpStream>`,
+//! `read(..).await` then `write_all(..).await`) is judged >= 1.0x tokio and >= 0.97x the
+//! callback server on the same reactor (`runtime_echo`): the async layer costs almost nothing.
 
 mod common;
 
@@ -44,12 +48,18 @@ fn main() {
     ));
 
     report.note(
+        "runtime async contender: the listener as `Async<TcpListener>` (no deadline), one task \
+         per connection looping `read(&mut buf).await` / `write_all(&buf[..n]).await` on an \
+         `Async<TcpStream>` with the runtime's default watch options (the deadline above) and \
+         TCP_NODELAY, a 64 KiB buffer per task",
+    );
+    report.note(
         "runtime contenders: `tcp::listen_on` with the net module's defaults (one 64 KiB read \
          buffer per listener; 1 MiB write bound) plus TCP_NODELAY and the deadline above; the \
          data callback writes the slice it is given straight back",
     );
     let mut servers = Vec::new();
-    for kind in EchoServer::ALL {
+    for kind in EchoServer::ECHO {
         match kind.start() {
             Ok(Ok((running, addr))) => servers.push((kind, running, addr)),
             Ok(Err(why)) => report.note(format!("{}: not measured: {why}", kind.name())),
@@ -100,7 +110,17 @@ fn main() {
         let tokio = index_of(EchoServer::Tokio);
         for (i, (kind, _, _)) in servers.iter().enumerate() {
             let name = format!("{} — {scenario}", kind.name());
-            if kind.is_runtime() {
+            if *kind == EchoServer::RuntimeAsync {
+                for (peer, goal) in [(EchoServer::Tokio, 1.0), (EchoServer::Runtime, 0.97)] {
+                    if let Some(j) = index_of(peer) {
+                        report.row(
+                            Row::new(&name, "round trips/s", &rates[i])
+                                .vs(peer.name(), &rates[i], &rates[j])
+                                .goal_at_least(goal),
+                        );
+                    }
+                }
+            } else if kind.is_runtime() {
                 for (peer, goal) in [
                     (EchoServer::Tokio, 1.0),
                     (EchoServer::Mio, 0.97),

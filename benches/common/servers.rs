@@ -1,6 +1,7 @@
 //! Echo servers, each run as a child process pinned to the server core: the runtime's net
 //! module on its default reactor ([`runtime_echo`]) and on the `polling` adapter
-//! ([`runtime_polling_echo`]), the tokio peer, the hand-written edge-triggered mio loop, and
+//! ([`runtime_polling_echo`]), the runtime's tasks on `Async<TcpStream>` ([`runtime_async_echo`]),
+//! the tokio peer, the hand-written edge-triggered mio loop, and
 //! Node.js `net`. Shared by the echo and idle-scale benches.
 //!
 //! Protocol with the parent: the child prints `READY <addr>` (or `UNSUPPORTED <why>`) on
@@ -13,7 +14,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use portable_reactor::net::tcp::{self, ConnOptions, ListenOptions};
-use portable_reactor::runtime::{Builder, Runtime, WatchOptions};
+use portable_reactor::runtime::{Async, Builder, Runtime, WatchOptions};
 use portable_reactor::{PollingReactor, Reactor};
 
 use super::{listener_1024, node, write_script, Running, RUNTIME_DEFAULT_DEADLINE, SERVER_CORE};
@@ -31,6 +32,10 @@ pub enum EchoServer {
     Mio,
     /// Node.js `net` with `socket.setTimeout(deadline)`.
     Node,
+    /// The runtime's tasks on the default reactor: one task per connection over
+    /// `Async<TcpStream>` (`runtime_async_echo`; not in [`EchoServer::ALL`], which the idle bench
+    /// walks: the echo bench takes [`EchoServer::ECHO`]).
+    RuntimeAsync,
     /// [`EchoServer::Runtime`] with [`PENDING_TIMERS`] timers pending beside its connections
     /// (not in [`EchoServer::ALL`]: the idle bench compares it with the plain runtime server).
     RuntimeWithTimers,
@@ -49,7 +54,18 @@ impl EchoServer {
         EchoServer::Node,
     ];
 
-    /// Whether this is one of the runtime's contenders (the ones with goals).
+    /// The echo bench's contenders: [`EchoServer::ALL`] and the async server.
+    pub const ECHO: [EchoServer; 6] = [
+        EchoServer::Runtime,
+        EchoServer::RuntimePolling,
+        EchoServer::RuntimeAsync,
+        EchoServer::Tokio,
+        EchoServer::Mio,
+        EchoServer::Node,
+    ];
+
+    /// Whether this is one of the runtime's callback contenders (the ones judged against
+    /// tokio, the mio loop and Node.js).
     pub fn is_runtime(self) -> bool {
         matches!(self, EchoServer::Runtime | EchoServer::RuntimePolling)
     }
@@ -59,6 +75,7 @@ impl EchoServer {
         match self {
             EchoServer::Runtime => "runtime net (default: mio)",
             EchoServer::RuntimePolling => "runtime net (polling)",
+            EchoServer::RuntimeAsync => "runtime async (tasks on Async<TcpStream>)",
             EchoServer::Tokio => "tokio current_thread",
             EchoServer::Mio => "hand-written mio (edge)",
             EchoServer::Node => "Node.js net (libuv)",
@@ -70,6 +87,7 @@ impl EchoServer {
         match self {
             EchoServer::Runtime => "runtime",
             EchoServer::RuntimePolling => "runtime-polling",
+            EchoServer::RuntimeAsync => "runtime-async",
             EchoServer::Tokio => "tokio",
             EchoServer::Mio => "mio",
             EchoServer::Node => "node",
@@ -144,6 +162,7 @@ pub fn child_main(args: &[String]) -> io::Result<bool> {
         "mio" => mio_echo(listener, deadline, ready)?,
         "runtime" => runtime_echo(listener, deadline, ready)?,
         "runtime-polling" => runtime_polling_echo(listener, deadline, ready)?,
+        "runtime-async" => runtime_async_echo(listener, deadline, ready)?,
         "runtime-timers" => runtime_timers_echo(listener, deadline, ready)?,
         other => {
             return Err(io::Error::new(
@@ -234,6 +253,51 @@ fn runtime_echo_on<R: Reactor + 'static>(
     })?;
     ready();
     rt.run()
+}
+
+/// The size of each async connection's read buffer: the net module's default read buffer.
+const ASYNC_BUF: usize = 64 * 1024;
+
+/// The runtime's async echo server (`Runtime::new()`: mio on Linux): the listener as an
+/// `Async<TcpListener>` with no deadline, one task per connection doing `read(&mut buf).await`
+/// then `write_all(&buf[..n]).await` on an `Async<TcpStream>` (the runtime's default watch
+/// options: `deadline` on every wait, where `deadline` is the runtime's own default), each with
+/// its own 64 KiB buffer (allocated at accept; the pages a 1 KiB echo never touches stay
+/// unfaulted).
+pub fn runtime_async_echo(
+    listener: std::net::TcpListener,
+    deadline: Duration,
+    ready: impl FnOnce(),
+) -> io::Result<()> {
+    let mut rt = Builder::new().io_timeout(deadline).build()?;
+    listener.set_nonblocking(true)?;
+    let listener = Async::with_options(&mut rt, listener, WatchOptions::new().no_timeout())?;
+    let local = rt.local();
+    ready();
+    rt.block_on(async move {
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    log::warn!("runtime async echo: accept: {e}");
+                    local.time().sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let _ = stream.get_ref().set_nodelay(true);
+            // Detached: the task ends with its connection.
+            drop(local.spawn(async move {
+                let mut buf = vec![0u8; ASYNC_BUF];
+                loop {
+                    let n = stream.read(&mut buf).await?;
+                    if n == 0 {
+                        return io::Result::Ok(());
+                    }
+                    stream.write_all(&buf[..n]).await?;
+                }
+            }));
+        }
+    })
 }
 
 thread_local! {
