@@ -128,8 +128,10 @@ fn deadline_ends_a_wait<R: Reactor + 'static>(reactor: R) {
     let mut rt = runtime(reactor);
     let (_client, server) = nonblocking_pair();
     let opts = WatchOptions::new().timeout(Duration::from_millis(50));
-    let server = Async::with_options(&mut rt, server, opts).unwrap();
+    // The deadline counts from the watch's creation: measure from before it (the wait may end
+    // within microseconds of the deadline, as under Wine's IOCP).
     let start = Instant::now();
+    let server = Async::with_options(&mut rt, server, opts).unwrap();
     let err = rt
         .block_on(async move {
             let mut buf = [0; 4];
