@@ -144,6 +144,38 @@ fn deadline_ends_a_wait<R: Reactor + 'static>(reactor: R) {
     assert_eq!(rt.stats().timeouts, 1);
 }
 
+/// Successful operations are activity: a source written every quarter of its deadline, with
+/// no event in between (its writable edge came once), outlives the deadline many times over.
+fn successful_operations_push_the_deadline<R: Reactor + 'static>(reactor: R) {
+    init();
+    let mut rt = runtime(reactor);
+    let (mut client, server) = nonblocking_pair();
+    let deadline = Duration::from_millis(100);
+    let server = Async::with_options(&mut rt, server, WatchOptions::new().timeout(deadline)).unwrap();
+    let time = rt.time();
+    let start = Instant::now();
+    let written = rt
+        .block_on(async move {
+            let mut written = 0;
+            while start.elapsed() < deadline * 4 {
+                time.sleep(deadline / 4).await;
+                written += server.write_with(|mut s| s.write(b"x")).await?;
+            }
+            io::Result::Ok(written)
+        })
+        .unwrap()
+        .unwrap();
+    assert!(written >= 12, "{written} writes");
+    assert_eq!(
+        rt.stats().timeouts,
+        0,
+        "the deadline passed while writes succeeded"
+    );
+    let mut got = vec![0; written];
+    client.set_nonblocking(false).unwrap();
+    client.read_exact(&mut got).unwrap();
+}
+
 /// Above the high watermark an `Async` waits in the queue and its reads wait with it; past
 /// the queue, `QuotaExceeded`.
 fn watermark_queues_async_sources<R: Reactor + 'static>(reactor: R) {
@@ -188,6 +220,7 @@ macro_rules! async_io_tests {
             #[test] fn echo_between_tasks() { super::echo_between_tasks($make) }
             #[test] fn unread_data_does_not_spin() { super::unread_data_does_not_spin($make) }
             #[test] fn deadline_ends_a_wait() { super::deadline_ends_a_wait($make) }
+            #[test] fn successful_operations_push_the_deadline() { super::successful_operations_push_the_deadline($make) }
             #[test] fn watermark_queues_async_sources() { super::watermark_queues_async_sources($make) }
         }
     )*};

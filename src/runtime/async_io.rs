@@ -4,7 +4,11 @@
 //! watch waits in the queue, and operations wait with it; past the queue, `QuotaExceeded`),
 //! and it has the runtime's deadline unless its options opt out: when the deadline passes (no
 //! event and no successful operation for that long) every pending and later operation fails
-//! with `ErrorKind::TimedOut`, as a callback watch's callback is told.
+//! with `ErrorKind::TimedOut`, as a callback watch's callback is told. Activity is judged at
+//! the loop time ([`Runtime::now`], refreshed after each poll, like libuv's `uv_now`), so an
+//! operation reads no clock: a successful operation pushes the deadline once per eighth of
+//! it. (A task that keeps the loop from polling for longer than the deadline is not seen
+//! as active meanwhile; it stalls every other watch anyway.)
 //!
 //! Operations are tried first and wait only on `WouldBlock`, so no readiness is lost whatever
 //! came before; the waiting task is woken by the watch's next event. On edge-triggered
@@ -20,8 +24,13 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use super::{Local, Runtime, Trigger, WatchOptions};
+use super::{deadline_after, Local, Runtime, Trigger, WatchOptions};
 use crate::{AsSource, DefaultReactor, Event, EventId, Interest, Mode, Reactor};
+
+/// A loop time no deadline reaches: the refresh point of a watch without a deadline.
+fn far_future() -> Instant {
+    deadline_after(Instant::now(), Duration::MAX)
+}
 
 /// The source as the watch holds it: shared with the [`Async`].
 struct SharedSource<T>(Rc<T>);
@@ -36,7 +45,9 @@ impl<T: AsSource> AsSource for SharedSource<T> {
 struct IoState {
     /// The watch, while it lives.
     id: Cell<Option<EventId>>,
-    /// How the watch ended (its deadline, or a failure): every operation fails so from then.
+    /// The watch ended (its deadline, or a failure): every operation fails so from then. A
+    /// flag for the per-operation check, the error beside it.
+    has_ended: Cell<bool>,
     ended: RefCell<Option<(io::ErrorKind, String)>>,
     readers: RefCell<Option<Waker>>,
     writers: RefCell<Option<Waker>>,
@@ -47,13 +58,18 @@ struct IoState {
     adjust_queued: Cell<bool>,
     /// The deadline, to push it on successful operations (events push it already).
     timeout: Cell<Option<Duration>>,
-    refreshed: Cell<Instant>,
+    /// The loop time from which a successful operation pushes the deadline again: an eighth
+    /// of it after the last push (far away without a deadline). Compared with the loop's
+    /// cached time, so an operation reads no clock. Events do not move it (they push the
+    /// watch's deadline themselves): a busy source pushes it once per eighth of its deadline.
+    refresh_at: Cell<Instant>,
 }
 
 impl IoState {
     fn new(managed: bool, timeout: Option<Duration>) -> IoState {
         IoState {
             id: Cell::new(None),
+            has_ended: Cell::new(false),
             ended: RefCell::new(None),
             readers: RefCell::new(None),
             writers: RefCell::new(None),
@@ -61,15 +77,39 @@ impl IoState {
             registered: Cell::new(None),
             adjust_queued: Cell::new(false),
             timeout: Cell::new(timeout),
-            refreshed: Cell::new(Instant::now()),
+            refresh_at: Cell::new(far_future()),
         }
     }
 
+    #[inline]
     fn ended(&self) -> Option<io::Error> {
+        if !self.has_ended.get() {
+            return None;
+        }
+        self.ended_error()
+    }
+
+    #[cold]
+    fn ended_error(&self) -> Option<io::Error> {
         self.ended
             .borrow()
             .as_ref()
             .map(|(kind, message)| io::Error::new(*kind, message.clone()))
+    }
+
+    /// Ends every operation with `error` (and wakes the waiting ones).
+    fn end(&self, error: &io::Error) {
+        *self.ended.borrow_mut() = Some((error.kind(), error.to_string()));
+        self.has_ended.set(true);
+        IoState::wake(&self.readers);
+        IoState::wake(&self.writers);
+    }
+
+    /// Activity at loop time `now`: the next push of the deadline is due an eighth of it later.
+    fn refreshed(&self, now: Instant) {
+        if let Some(timeout) = self.timeout.get() {
+            self.refresh_at.set(deadline_after(now, timeout / 8));
+        }
     }
 
     fn wake(slot: &RefCell<Option<Waker>>) {
@@ -171,9 +211,7 @@ impl<T: AsSource + 'static, R: Reactor + 'static> Async<T, R> {
                 return; // the Async is gone already
             }
             if let Err(e) = register(rt, shared_io, &shared_state, options) {
-                *shared_state.ended.borrow_mut() = Some((e.kind(), e.to_string()));
-                IoState::wake(&shared_state.readers);
-                IoState::wake(&shared_state.writers);
+                shared_state.end(&e);
             }
         });
         Async {
@@ -279,16 +317,23 @@ impl<T: AsSource + 'static, R: Reactor + 'static> Async<T, R> {
     }
 
     /// Successful operations are activity: push the deadline, at most every eighth of it
-    /// (events push it on their own).
+    /// (events push it on their own). Judged at the loop time (refreshed after each poll),
+    /// so the common case is one comparison and no clock read.
+    #[inline]
     fn refresh_deadline(&self) {
+        let now = self.local.shared.now.get();
+        if now < self.state.refresh_at.get() {
+            return;
+        }
         let Some(timeout) = self.state.timeout.get() else {
             return;
         };
-        let now = Instant::now();
-        if now.saturating_duration_since(self.state.refreshed.get()) < timeout / 8 {
-            return;
-        }
-        self.state.refreshed.set(now);
+        self.push_deadline(now, timeout);
+    }
+
+    #[cold]
+    fn push_deadline(&self, now: Instant, timeout: Duration) {
+        self.state.refreshed(now);
         if let Some(id) = self.state.id.get() {
             self.local.defer(move |rt: &mut Runtime<R>| {
                 let _ = rt.set_watch_timeout(id, Some(timeout));
@@ -309,6 +354,7 @@ fn register<T: AsSource + 'static, R: Reactor + 'static>(
     let managed = mode != Mode::Edge || rearm;
     state.managed.set(managed);
     state.timeout.set(options.timeout.resolve(rt.io_timeout()));
+    state.refreshed(rt.now());
     let interest = if managed {
         state.wanted().unwrap_or(Interest::READABLE)
     } else {
@@ -342,17 +388,14 @@ fn on_event<R: Reactor + 'static>(
             if event.is_writable() || event.is_write_closed() || failed {
                 IoState::wake(&state.writers);
             }
-            state.refreshed.set(rt.now());
             if state.managed.get() && state.wanted() != state.registered.get() {
                 apply_interest_in(rt, id, state);
             }
         }
         Err(e) => {
             log::debug!("runtime: async source {id} ended: {e}");
-            *state.ended.borrow_mut() = Some((e.kind(), e.to_string()));
             state.id.set(None);
-            IoState::wake(&state.readers);
-            IoState::wake(&state.writers);
+            state.end(&e);
         }
     }
 }
@@ -377,11 +420,7 @@ fn apply_interest_in<R: Reactor + 'static>(rt: &mut Runtime<R>, id: EventId, sta
     };
     match result {
         Ok(()) => state.registered.set(wanted),
-        Err(e) => {
-            *state.ended.borrow_mut() = Some((e.kind(), e.to_string()));
-            IoState::wake(&state.readers);
-            IoState::wake(&state.writers);
-        }
+        Err(e) => state.end(&e),
     }
 }
 

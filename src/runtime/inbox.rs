@@ -5,11 +5,13 @@
 //! posts costs one wake-up and none is lost.
 
 use std::any::Any;
+use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::{self, ThreadId};
 
 use crate::sync::lock;
 
@@ -39,9 +41,55 @@ struct Queue<Rt> {
     closed: bool,
 }
 
+/// Tasks woken on the loop's own thread, queued without a lock.
+///
+/// Only the loop's thread touches the queue: [`Inbox::schedule`] pushes to it only when the
+/// waker runs on `loop_thread` (thread ids are never reused), and the runtime drains it from
+/// that thread (`Runtime` is `!Send`). Each access is one short `&mut` borrow that calls no
+/// user code, so no two borrows overlap.
+struct LocalWakes {
+    loop_thread: ThreadId,
+    /// Set by [`Inbox::close`]: later wakes are dropped (the queue would keep their tasks'
+    /// headers, and through them the inbox, alive).
+    closed: AtomicBool,
+    queue: UnsafeCell<VecDeque<Arc<TaskHeader>>>,
+}
+
+// SAFETY: `queue` is only accessed from `loop_thread` (see the type's docs; `push` and `take`
+// check it), or through `&mut` when the inbox is dropped.
+unsafe impl Sync for LocalWakes {}
+
+impl LocalWakes {
+    /// Queues `task` if the caller is the loop's thread; gives it back otherwise.
+    fn push(&self, task: Arc<TaskHeader>, on_loop_thread: bool) -> Result<(), Arc<TaskHeader>> {
+        if !on_loop_thread {
+            return Err(task);
+        }
+        if self.closed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        debug_assert_eq!(thread::current().id(), self.loop_thread);
+        // SAFETY: on the loop's thread (the waker checked its cached thread id against
+        // `loop_thread`), and no other borrow of `queue` is live: `take` ends its borrow
+        // before returning and neither calls out.
+        unsafe { (*self.queue.get()).push_back(task) };
+        Ok(())
+    }
+
+    /// Moves the queued tasks into `into` (kept by the caller: no allocation in steady state).
+    fn take(&self, into: &mut VecDeque<Arc<TaskHeader>>) {
+        if thread::current().id() != self.loop_thread {
+            return;
+        }
+        // SAFETY: on the loop's thread (checked above); the borrow ends before returning.
+        unsafe { std::ptr::swap(self.queue.get(), into) };
+    }
+}
+
 /// Shared between the loop and every handle and pool thread.
 pub(crate) struct Inbox<Rt> {
     queue: Mutex<Queue<Rt>>,
+    local: LocalWakes,
     /// The most posts `queue` holds at once.
     post_limit: usize,
     wake_pending: AtomicBool,
@@ -49,8 +97,14 @@ pub(crate) struct Inbox<Rt> {
 }
 
 impl<Rt> Inbox<Rt> {
+    /// The inbox of a loop running on the calling thread.
     pub(crate) fn new(waker: Waker, post_limit: usize) -> Arc<Inbox<Rt>> {
         Arc::new(Inbox {
+            local: LocalWakes {
+                loop_thread: thread::current().id(),
+                closed: AtomicBool::new(false),
+                queue: UnsafeCell::new(VecDeque::new()),
+            },
             queue: Mutex::new(Queue {
                 messages: VecDeque::new(),
                 posts: 0,
@@ -92,13 +146,17 @@ impl<Rt> Inbox<Rt> {
         Ok(())
     }
 
-    /// Moves every queued message into `into` (which the caller keeps, so steady-state draining
-    /// allocates nothing). Cheap when nothing was posted.
-    pub(crate) fn drain_into(&self, into: &mut VecDeque<Message<Rt>>) {
+    /// Moves every queued message into `into` and the tasks woken from the loop's thread
+    /// into `woken` (both kept by the caller, so steady-state draining allocates nothing).
+    /// Cheap when nothing was posted or woken. Called on the loop's thread.
+    pub(crate) fn drain_into(&self, into: &mut VecDeque<Message<Rt>>, woken: &mut VecDeque<Arc<TaskHeader>>) {
         if self.wake_pending.swap(false, Ordering::AcqRel) {
+            self.local.take(woken);
             let mut queue = lock(&self.queue);
-            std::mem::swap(&mut queue.messages, into);
-            queue.posts = 0;
+            if !queue.messages.is_empty() {
+                std::mem::swap(&mut queue.messages, into);
+                queue.posts = 0;
+            }
         }
     }
 
@@ -107,7 +165,8 @@ impl<Rt> Inbox<Rt> {
         self.wake_pending.load(Ordering::Acquire)
     }
 
-    /// Refuses further messages and drops the queued ones.
+    /// Refuses further messages and drops the queued ones (and the local wakes, which hold
+    /// the inbox through their tasks' headers). Called on the loop's thread.
     pub(crate) fn close(&self) {
         let dropped = {
             let mut queue = lock(&self.queue);
@@ -115,11 +174,20 @@ impl<Rt> Inbox<Rt> {
             std::mem::take(&mut queue.messages)
         };
         drop(dropped);
+        self.local.closed.store(true, Ordering::Relaxed);
+        let mut woken = VecDeque::new();
+        self.local.take(&mut woken);
+        drop(woken);
     }
 }
 
 impl<Rt: 'static> Schedule for Inbox<Rt> {
     fn schedule(&self, task: Arc<TaskHeader>, local: bool) {
+        let Err(task) = self.local.push(task, local) else {
+            // The loop drains its local wakes before it blocks: no wake-up needed.
+            self.wake_pending.store(true, Ordering::Release);
+            return;
+        };
         {
             let mut queue = lock(&self.queue);
             if queue.closed {

@@ -121,7 +121,7 @@ impl<R: Reactor + 'static> Runtime<R> {
     }
 
     pub(super) fn run_timers(&mut self) {
-        let now = self.now;
+        let now = self.now();
         loop {
             // The queue's borrow ends before the timer runs: its callback may start timers.
             let due = self.timers.borrow_mut().pop_due(now);
@@ -136,7 +136,7 @@ impl<R: Reactor + 'static> Runtime<R> {
     }
 
     pub(super) fn run_deadlines(&mut self) {
-        while let Some(id) = self.watchers.pop_expired(self.now) {
+        while let Some(id) = self.watchers.pop_expired(self.now()) {
             let Some(slot) = self.watchers.remove(id) else {
                 continue;
             };
@@ -248,7 +248,7 @@ impl<R: Reactor + 'static> Runtime<R> {
             self.dispatch(*event);
         }
         self.events = Some(events);
-        self.inbox.drain_into(&mut self.mailbox);
+        self.inbox.drain_into(&mut self.mailbox, &mut self.woken);
         while let Some(message) = self.mailbox.pop_front() {
             match message {
                 Message::Post(callback) => callback(self),
@@ -264,12 +264,19 @@ impl<R: Reactor + 'static> Runtime<R> {
             }
             self.run_ticks();
         }
+        // Tasks woken on this thread (by the I/O callbacks above, by other tasks): after the
+        // pool results and posts, as if queued behind them. Ones woken meanwhile wait for the
+        // next drain (the loop does not block while they wait).
+        for _ in 0..self.woken.len() {
+            let Some(task) = self.woken.pop_front() else { break };
+            self.poll_task(task);
+        }
         Ok(())
     }
 
     pub(super) fn dispatch(&mut self, event: Event) {
         let id = event.id();
-        let now = self.now;
+        let now = self.now();
         let Some(slot) = self.watchers.get_mut(id) else {
             log::trace!("runtime: event for stale watch {id} dropped");
             return;

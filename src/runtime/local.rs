@@ -1,13 +1,14 @@
 //! [`Local`]: what tasks reach of the runtime without `&mut Runtime` (and without a
 //! thread-local): spawning, deferring work to the loop, timers.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::thread::ThreadId;
+use std::time::Instant;
 
 use super::task::{self, JoinHandle, Schedule, Tasks};
 use super::time::Time;
@@ -22,15 +23,19 @@ pub(crate) struct Shared<R: Reactor + 'static> {
     pub(crate) deferred: RefCell<VecDeque<Callback<R>>>,
     pub(crate) loop_thread: ThreadId,
     pub(crate) scheduler: Arc<dyn Schedule>,
+    /// The loop time ([`Runtime::now`]): refreshed before timers run and after each poll, and
+    /// read by `Async` to judge activity without a clock read per operation.
+    pub(crate) now: Cell<Instant>,
 }
 
 impl<R: Reactor + 'static> Shared<R> {
-    pub(crate) fn new(loop_thread: ThreadId, scheduler: Arc<dyn Schedule>) -> Rc<Shared<R>> {
+    pub(crate) fn new(loop_thread: ThreadId, scheduler: Arc<dyn Schedule>, now: Instant) -> Rc<Shared<R>> {
         Rc::new(Shared {
             tasks: RefCell::new(Tasks::new()),
             deferred: RefCell::new(VecDeque::new()),
             loop_thread,
             scheduler,
+            now: Cell::new(now),
         })
     }
 }

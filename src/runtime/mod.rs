@@ -148,8 +148,6 @@ pub(crate) fn deadline_after(now: Instant, after: Duration) -> Instant {
 pub struct Runtime<R: Reactor + 'static = DefaultReactor> {
     reactor: R,
     config: Config,
-    /// The loop time, refreshed before timers run and after each poll.
-    now: Instant,
     events: Option<Events>,
     /// Shared with the time futures of [`Time`] (single-threaded: `Rc`).
     timers: Rc<RefCell<TimerQueue<Box<dyn Timer<R>>>>>,
@@ -168,6 +166,8 @@ pub struct Runtime<R: Reactor + 'static = DefaultReactor> {
     jobs: Slab<JobCallback<R>>,
     inbox: Arc<Inbox<Runtime<R>>>,
     mailbox: VecDeque<Message<Runtime<R>>>,
+    /// Tasks woken on the loop's thread, drained from the inbox (kept: no allocation).
+    woken: VecDeque<Arc<task::TaskHeader>>,
     /// Tasks and deferred work, shared with [`Local`] handles.
     shared: Rc<local::Shared<R>>,
     /// Nested [`Runtime::block_on`] calls waiting: the loop blocks for wakes even when nothing
@@ -217,7 +217,6 @@ impl<R: Reactor + 'static> Runtime<R> {
             pool: Pool::new(config.threads),
             reactor,
             config,
-            now,
             timers: Rc::new(RefCell::new(TimerQueue::with_seed(now, seed))),
             immediates: VecDeque::new(),
             next_immediate: 0,
@@ -229,9 +228,10 @@ impl<R: Reactor + 'static> Runtime<R> {
             closing: VecDeque::new(),
             watchers: Watchers::with_seed(seed.rotate_left(17)),
             jobs: Slab::new(),
-            shared: local::Shared::new(std::thread::current().id(), inbox.clone()),
+            shared: local::Shared::new(std::thread::current().id(), inbox.clone(), now),
             inbox,
             mailbox: VecDeque::new(),
+            woken: VecDeque::new(),
             blocking_on: 0,
             stopped: false,
             polled_events: false,
@@ -254,12 +254,12 @@ impl<R: Reactor + 'static> Runtime<R> {
 
     /// The loop time: refreshed before timers run and after each poll, not on every call.
     pub fn now(&self) -> Instant {
-        self.now
+        self.shared.now.get()
     }
 
     /// Refreshes the loop time.
     pub fn update_time(&mut self) {
-        self.now = Instant::now();
+        self.shared.now.set(Instant::now());
     }
 
     /// A `Send + Sync` handle for other threads.
@@ -324,7 +324,10 @@ impl<R: Reactor + 'static> Drop for Runtime<R> {
         drop(tasks);
         let deferred = std::mem::take(&mut *self.shared.deferred.borrow_mut());
         drop(deferred);
-        let timers = std::mem::replace(&mut *self.timers.borrow_mut(), TimerQueue::with_seed(self.now, 0));
+        let timers = std::mem::replace(
+            &mut *self.timers.borrow_mut(),
+            TimerQueue::with_seed(self.now(), 0),
+        );
         drop(timers);
     }
 }

@@ -1,9 +1,10 @@
 //! Task wakers: one `Arc` per task, so waking allocates nothing.
 //!
 //! A wake queues the task in the runtime's [`Inbox`](super::super::inbox) once (a flag makes
-//! further wakes before it runs free). From the loop's own thread that is a push under an
-//! uncontended lock, no syscall: the loop drains the inbox before it blocks. From another
-//! thread it is the inbox's coalesced path: the first message after a drain wakes the reactor.
+//! further wakes before it runs free). From the loop's own thread that is a push onto a queue
+//! only that thread touches (no lock, no syscall): the loop drains it before it blocks. From
+//! another thread it is the inbox's coalesced path: the first message after a drain wakes the
+//! reactor.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -37,6 +38,12 @@ impl TaskHeader {
     }
 }
 
+thread_local! {
+    /// This thread's id, read once: `thread::current()` takes and drops a reference count
+    /// (two atomic operations) on every call, and a wake asks for it each time. Immutable.
+    static THREAD_ID: ThreadId = thread::current().id();
+}
+
 impl Wake for TaskHeader {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
@@ -44,7 +51,9 @@ impl Wake for TaskHeader {
 
     fn wake_by_ref(self: &Arc<Self>) {
         if !self.queued.swap(true, Ordering::AcqRel) {
-            let local = thread::current().id() == self.loop_thread;
+            // A thread being torn down has no id to read: it is not the loop's thread (the loop
+            // thread outlives its runtime's wakes from the loop).
+            let local = THREAD_ID.try_with(|id| *id == self.loop_thread).unwrap_or(false);
             self.scheduler.schedule(self.clone(), local);
         }
     }
