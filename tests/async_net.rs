@@ -111,6 +111,93 @@ fn udp_send_to_recv_from<R: Reactor + 'static>(reactor: R) {
     assert_eq!(got.unwrap().unwrap(), b"datagram");
 }
 
+/// `EMFILE` on an async accept: it warns and backs off (no busy loop), and completes with the
+/// pending connections once descriptors are free again. Runs in a child process whose
+/// descriptor limit is lowered.
+#[cfg(unix)]
+fn accept_backs_off_on_emfile<R: Reactor + 'static>(make: impl FnOnce() -> R, test_name: &str) {
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+    const CHILD_ENV: &str = "PORTABLE_REACTOR_AIO_EMFILE_CHILD";
+    const CLIENTS: usize = 3;
+    const STARVED: Duration = Duration::from_millis(300);
+    if std::env::var_os(CHILD_ENV).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, "1")
+            .env("RUST_LOG", "portable_reactor::net=warn")
+            .output()
+            .expect("spawn the child test");
+        let text = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "child failed:\n{text}");
+        assert!(
+            text.contains("aio-emfile-child-ok"),
+            "child did not run the body:\n{text}"
+        );
+        assert!(
+            text.contains("pausing the listener"),
+            "no warning logged:\n{text}"
+        );
+        return;
+    }
+
+    let mut rt = runtime(make());
+    let local = rt.local();
+    let listener = Async::<TcpListener, R>::bind(&local, localhost()).unwrap();
+    let addr = listener.get_ref().local_addr().unwrap();
+    // The clients connect before descriptors run out (the kernel completes the handshakes).
+    let clients: Vec<TcpStream> = (0..CLIENTS).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    // Register the listener's watch before the descriptors go.
+    rt.run_nowait().unwrap();
+
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable rlimit.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
+    limit.rlim_cur = limit.rlim_cur.min(256);
+    // SAFETY: `limit` is a valid rlimit whose soft limit does not exceed the hard one.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+    let fillers = Rc::new(RefCell::new(Vec::new()));
+    loop {
+        match std::fs::File::open("/dev/null") {
+            Ok(f) => fillers.borrow_mut().push(f),
+            Err(e) if e.raw_os_error() == Some(libc::EMFILE) => break,
+            Err(e) => panic!("filling descriptors: {e}"),
+        }
+        assert!(fillers.borrow().len() < 1024, "never reached EMFILE");
+    }
+    // Free the descriptors after a while; until then the accept must not spin.
+    let starved_ticks = Rc::new(Cell::new(None));
+    let (free, at) = (fillers.clone(), starved_ticks.clone());
+    rt.set_timeout(STARVED, move |rt| {
+        at.set(Some(rt.stats().ticks));
+        free.borrow_mut().clear();
+    });
+    let start_ticks = rt.stats().ticks;
+    let accepted = rt
+        .block_on(async move {
+            let mut streams = Vec::new();
+            for _ in 0..CLIENTS {
+                streams.push(listener.accept().await?);
+            }
+            io::Result::Ok(streams.len())
+        })
+        .unwrap()
+        .expect("accept after recovery");
+    assert_eq!(accepted, CLIENTS, "all pending connections accepted");
+    let ticks = starved_ticks.get().expect("the descriptors were freed") - start_ticks;
+    // Back-off 10, 20, 40, 80, 160 ms: about 5 tries in 300 ms. A spinning loop makes thousands.
+    assert!(ticks <= 40, "{ticks} loop iterations while starved: spinning");
+    drop(clients);
+    println!("aio-emfile-child-ok");
+}
+
 macro_rules! async_net_tests {
     ($($backend:ident => $make:expr),* $(,)?) => {$(
         mod $backend {
@@ -119,6 +206,13 @@ macro_rules! async_net_tests {
             #[test] fn tcp_accept_connect_and_timeout() { super::tcp_accept_connect_and_timeout($make) }
             #[test] fn refused_connect_fails() { super::refused_connect_fails($make) }
             #[test] fn udp_send_to_recv_from() { super::udp_send_to_recv_from($make) }
+            #[cfg(unix)]
+            #[test] fn accept_backs_off_on_emfile() {
+                super::accept_backs_off_on_emfile(
+                    || $make,
+                    concat!(stringify!($backend), "::accept_backs_off_on_emfile"),
+                )
+            }
         }
     )*};
 }

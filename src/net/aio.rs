@@ -35,7 +35,8 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::tcp::DEFAULT_BACKLOG;
+use super::is_resource_exhaustion;
+use super::tcp::{ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, DEFAULT_BACKLOG};
 use crate::runtime::{Async, Local, WatchOptions};
 use crate::Reactor;
 
@@ -63,11 +64,31 @@ impl<R: Reactor + 'static> Async<TcpListener, R> {
     /// Waits for a connection: the stream (non-blocking, watched with the runtime's default
     /// options) and the peer's address.
     ///
+    /// When `accept` fails for lack of descriptors or buffers (`EMFILE`, `ENFILE`, `ENOMEM`;
+    /// `WSAEMFILE`, `WSAENOBUFS`), it logs a warning and waits before trying again, as the
+    /// callback [`tcp::listen`](super::tcp::listen) does: [`ACCEPT_BACKOFF_MIN`] first,
+    /// doubling up to [`ACCEPT_BACKOFF_MAX`] while the failures last. Pending connections wait
+    /// in the backlog meanwhile, nothing spins, and the future completes with the first
+    /// connection accepted once descriptors are free. (Wrap it in
+    /// [`Time::timeout`](crate::runtime::Time::timeout) to bound the wait.)
+    ///
     /// # Errors
     ///
-    /// The OS error of `accept` (`EMFILE` included: the caller decides whether to back off).
+    /// The OS error of `accept` other than the ones above; `TimedOut` if the listener's own
+    /// deadline passed (it has none unless its options set one).
     pub async fn accept(&self) -> io::Result<(Async<TcpStream, R>, SocketAddr)> {
-        let (stream, peer) = self.read_with(|listener| listener.accept()).await?;
+        let mut backoff = ACCEPT_BACKOFF_MIN;
+        let (stream, peer) = loop {
+            match self.read_with(|listener| listener.accept()).await {
+                Ok(accepted) => break accepted,
+                Err(e) if is_resource_exhaustion(&e) => {
+                    log::warn!("net: accept failed ({e}): pausing the listener for {backoff:?}");
+                    self.local().time().sleep(backoff).await;
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                }
+                Err(e) => return Err(e),
+            }
+        };
         stream.set_nonblocking(true)?;
         Ok((Async::in_local(self.local(), stream, WatchOptions::new()), peer))
     }
