@@ -176,6 +176,56 @@ fn successful_operations_push_the_deadline<R: Reactor + 'static>(reactor: R) {
     client.read_exact(&mut got).unwrap();
 }
 
+/// A request/response cycle on a level-triggered backend changes no registration: the
+/// reader's direction stays registered while its task drains the socket and waits again
+/// (dropping it and taking it back costs two syscalls per cycle), and an edge backend never
+/// changes one. Run on the recording wrapper, which counts the changes.
+fn echo_cycles_change_no_registration<R: Reactor + 'static>(reactor: R) {
+    use std::sync::atomic::Ordering;
+    init();
+    let (reactor, _) = Recording::new(reactor);
+    let changes = reactor.changes.clone();
+    let mut rt = runtime(reactor);
+    let (client, server) = nonblocking_pair();
+    let client = Async::new(&mut rt, client).unwrap();
+    server.set_nonblocking(true).unwrap();
+    let server = Async::new(&mut rt, server).unwrap();
+    let local = rt.local();
+    const CYCLES: usize = 200;
+    let echo = local.spawn(async move {
+        let mut buf = [0; 64];
+        for _ in 0..CYCLES {
+            let n = server.read_with(|mut s| s.read(&mut buf)).await?;
+            server.write_with(|mut s| s.write(&buf[..n])).await?;
+        }
+        io::Result::Ok(())
+    });
+    let before = Rc::new(std::cell::Cell::new(0));
+    let at_start = before.clone();
+    let counted = changes.clone();
+    rt.block_on(async move {
+        let mut buf = [0; 64];
+        // Warm up (the first waits register their directions), then count.
+        client.write_with(|mut s| s.write(b"warm-up")).await?;
+        client.read_with(|mut s| s.read(&mut buf)).await?;
+        at_start.set(counted.load(Ordering::Relaxed));
+        for _ in 1..CYCLES {
+            client.write_with(|mut s| s.write(b"ping")).await?;
+            let n = client.read_with(|mut s| s.read(&mut buf)).await?;
+            assert_eq!(&buf[..n], b"ping");
+        }
+        echo.await?
+    })
+    .unwrap()
+    .unwrap();
+    let during = changes.load(Ordering::Relaxed) - before.get();
+    assert!(
+        during <= 4,
+        "{during} registration changes in {} request/response cycles",
+        CYCLES - 1
+    );
+}
+
 /// Above the high watermark an `Async` waits in the queue and its reads wait with it; past
 /// the queue, `QuotaExceeded`.
 fn watermark_queues_async_sources<R: Reactor + 'static>(reactor: R) {
@@ -220,6 +270,7 @@ macro_rules! async_io_tests {
             #[test] fn echo_between_tasks() { super::echo_between_tasks($make) }
             #[test] fn unread_data_does_not_spin() { super::unread_data_does_not_spin($make) }
             #[test] fn deadline_ends_a_wait() { super::deadline_ends_a_wait($make) }
+            #[test] fn echo_cycles_change_no_registration() { super::echo_cycles_change_no_registration($make) }
             #[test] fn successful_operations_push_the_deadline() { super::successful_operations_push_the_deadline($make) }
             #[test] fn watermark_queues_async_sources() { super::watermark_queues_async_sources($make) }
         }

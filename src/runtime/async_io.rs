@@ -27,6 +27,25 @@ use std::time::{Duration, Instant};
 use super::{deadline_after, Local, Runtime, Trigger, WatchOptions};
 use crate::{AsSource, DefaultReactor, Event, EventId, Interest, Mode, Reactor};
 
+/// The interest for the directions `read` and `write`, `None` for neither.
+fn interest_of(read: bool, write: bool) -> Option<Interest> {
+    match (read, write) {
+        (true, true) => Some(Interest::BOTH),
+        (true, false) => Some(Interest::READABLE),
+        (false, true) => Some(Interest::WRITABLE),
+        (false, false) => None,
+    }
+}
+
+/// Whether registering `registered` asks for every direction of `wanted`.
+fn covers(registered: Option<Interest>, wanted: Option<Interest>) -> bool {
+    match (registered, wanted) {
+        (_, None) => true,
+        (None, Some(_)) => false,
+        (Some(r), Some(w)) => (r.is_readable() || !w.is_readable()) && (r.is_writable() || !w.is_writable()),
+    }
+}
+
 /// A loop time no deadline reaches: the refresh point of a watch without a deadline.
 fn far_future() -> Instant {
     deadline_after(Instant::now(), Duration::MAX)
@@ -112,10 +131,15 @@ impl IoState {
         }
     }
 
-    fn wake(slot: &RefCell<Option<Waker>>) {
+    /// Wakes the task waiting in `slot`, if one is; says whether one was.
+    fn wake(slot: &RefCell<Option<Waker>>) -> bool {
         let waker = slot.borrow_mut().take();
-        if let Some(waker) = waker {
-            waker.wake();
+        match waker {
+            Some(waker) => {
+                waker.wake();
+                true
+            }
+            None => false,
         }
     }
 
@@ -128,12 +152,7 @@ impl IoState {
 
     /// The directions tasks wait for.
     fn wanted(&self) -> Option<Interest> {
-        match (self.readers.borrow().is_some(), self.writers.borrow().is_some()) {
-            (true, true) => Some(Interest::BOTH),
-            (true, false) => Some(Interest::READABLE),
-            (false, true) => Some(Interest::WRITABLE),
-            (false, false) => None,
-        }
+        interest_of(self.readers.borrow().is_some(), self.writers.borrow().is_some())
     }
 }
 
@@ -307,7 +326,10 @@ impl<T: AsSource + 'static, R: Reactor + 'static> Async<T, R> {
     /// A managed (level-triggered) watch asks for the directions now waited for.
     fn adjust(&self) {
         let state = &self.state;
-        if !state.managed.get() || state.adjust_queued.get() || state.wanted() == state.registered.get() {
+        // Only to ask for more: a direction registered and no longer waited for is dropped
+        // by the watch's next event for it (see `on_event`).
+        if !state.managed.get() || state.adjust_queued.get() || covers(state.registered.get(), state.wanted())
+        {
             return;
         }
         state.adjust_queued.set(true);
@@ -382,14 +404,21 @@ fn on_event<R: Reactor + 'static>(
     match event {
         Ok(event) => {
             let failed = event.is_error();
-            if event.is_readable() || event.is_read_closed() || failed {
-                IoState::wake(&state.readers);
-            }
-            if event.is_writable() || event.is_write_closed() || failed {
-                IoState::wake(&state.writers);
-            }
-            if state.managed.get() && state.wanted() != state.registered.get() {
-                apply_interest_in(rt, id, state);
+            let read = event.is_readable() || event.is_read_closed() || failed;
+            let write = event.is_writable() || event.is_write_closed() || failed;
+            let woke_reader = read && IoState::wake(&state.readers);
+            let woke_writer = write && IoState::wake(&state.writers);
+            // Level-triggered: readiness nobody waited for comes back at every poll, so stop
+            // asking for it. The direction of a task just woken stays registered: the task
+            // usually waits again right after draining the source, and dropping and taking
+            // it back would cost two syscalls per cycle. If it does not, the next event
+            // finds no waiter and lands here.
+            if state.managed.get() && ((read && !woke_reader) || (write && !woke_writer)) {
+                let keep = interest_of(
+                    woke_reader || state.readers.borrow().is_some(),
+                    woke_writer || state.writers.borrow().is_some(),
+                );
+                apply_interest_in(rt, id, state, keep);
             }
         }
         Err(e) => {
@@ -403,14 +432,18 @@ fn on_event<R: Reactor + 'static>(
 fn apply_interest<R: Reactor + 'static>(rt: &mut Runtime<R>, state: &Rc<IoState>) {
     state.adjust_queued.set(false);
     if let Some(id) = state.id.get() {
-        apply_interest_in(rt, id, state);
+        apply_interest_in(rt, id, state, state.wanted());
     }
 }
 
 /// Registers the waited-for directions of a managed watch: pauses it when nothing waits (so
 /// level readiness nobody reads does not spin the loop), resumes it when something does.
-fn apply_interest_in<R: Reactor + 'static>(rt: &mut Runtime<R>, id: EventId, state: &Rc<IoState>) {
-    let wanted = state.wanted();
+fn apply_interest_in<R: Reactor + 'static>(
+    rt: &mut Runtime<R>,
+    id: EventId,
+    state: &Rc<IoState>,
+    wanted: Option<Interest>,
+) {
     if wanted == state.registered.get() {
         return;
     }

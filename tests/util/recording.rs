@@ -2,10 +2,11 @@
 //! the OS for without timing anything.
 
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use portable_reactor::{Events, Mode, Reactor};
+use portable_reactor::{BorrowedSource, EventId, Events, Interest, Mode, Reactor};
 
 /// Forwards everything to `inner` and appends each poll's timeout to `polls`.
 pub struct Recording<R> {
@@ -13,6 +14,8 @@ pub struct Recording<R> {
     pub polls: Arc<Mutex<Vec<Option<Duration>>>>,
     /// Claim no `Mode::Edge` support, to drive the level-triggered paths on any backend.
     pub level_only: bool,
+    /// Registrations, re-registrations and deregistrations: the syscalls of interest changes.
+    pub changes: Arc<AtomicUsize>,
 }
 
 impl<R: Reactor> Recording<R> {
@@ -24,6 +27,7 @@ impl<R: Reactor> Recording<R> {
                 inner,
                 polls: polls.clone(),
                 level_only: false,
+                changes: Arc::default(),
             },
             polls,
         )
@@ -45,5 +49,30 @@ impl<R: Reactor> Reactor for Recording<R> {
     fn supports(&self, mode: Mode) -> bool {
         !(self.level_only && mode == Mode::Edge) && self.inner.supports(mode)
     }
-    crate::forward_reactor!(inner; register, reregister, deregister, waker, mechanism, hints, name);
+    unsafe fn register(
+        &self,
+        source: BorrowedSource<'_>,
+        id: EventId,
+        interest: Interest,
+        mode: Mode,
+    ) -> io::Result<()> {
+        self.changes.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded with the caller's guarantees unchanged.
+        unsafe { self.inner.register(source, id, interest, mode) }
+    }
+    fn reregister(
+        &self,
+        source: BorrowedSource<'_>,
+        id: EventId,
+        interest: Interest,
+        mode: Mode,
+    ) -> io::Result<()> {
+        self.changes.fetch_add(1, Ordering::Relaxed);
+        self.inner.reregister(source, id, interest, mode)
+    }
+    fn deregister(&self, source: BorrowedSource<'_>) -> io::Result<()> {
+        self.changes.fetch_add(1, Ordering::Relaxed);
+        self.inner.deregister(source)
+    }
+    crate::forward_reactor!(inner; waker, mechanism, hints, name);
 }
