@@ -74,6 +74,29 @@ fn futures_io_traits<R: Reactor + 'static>(reactor: R) {
     assert_eq!(got, b"hello");
 }
 
+/// tokio's `AsyncRead` on std's sockets reads into the buffer's uninitialised part (as tokio's
+/// own sockets do): a 64 KiB uninitialised buffer given 5 bytes comes back with 5 bytes
+/// initialised, not 64 KiB zeroed first (hyper-util hands over such a buffer on every read).
+#[cfg(unix)]
+fn tokio_read_leaves_the_rest_uninitialised<R: Reactor + 'static>(reactor: R) {
+    use std::mem::MaybeUninit;
+    util::init_logging();
+    let mut rt = Builder::new().build_with(reactor).unwrap();
+    let (mut client, mut server) = connected(&mut rt);
+    let (filled, initialised) = rt
+        .block_on(async move {
+            client.write_all(b"hello").await?;
+            let mut storage = vec![MaybeUninit::<u8>::uninit(); 64 * 1024];
+            let mut buf = tokio::io::ReadBuf::uninit(&mut storage);
+            poll_fn(|cx| tokio::io::AsyncRead::poll_read(Pin::new(&mut server), cx, &mut buf)).await?;
+            io::Result::Ok((buf.filled().to_vec(), buf.initialized().len()))
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(filled, b"hello");
+    assert_eq!(initialised, 5, "the unread part of the buffer was zeroed");
+}
+
 macro_rules! async_trait_tests {
     ($($backend:ident => $make:expr),* $(,)?) => {$(
         mod $backend {
@@ -81,6 +104,8 @@ macro_rules! async_trait_tests {
             use super::*;
             #[test] fn tokio_traits_drive_async_sockets() { super::tokio_traits_drive_async_sockets($make) }
             #[test] fn futures_io_traits() { super::futures_io_traits($make) }
+            #[cfg(unix)]
+            #[test] fn tokio_read_leaves_the_rest_uninitialised() { super::tokio_read_leaves_the_rest_uninitialised($make) }
         }
     )*};
 }

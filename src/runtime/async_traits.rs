@@ -102,10 +102,48 @@ where
         cx: &mut Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        #[cfg(unix)]
+        if let Some(fd) = raw_stream_fd(self.get_ref()) {
+            // std's sockets read with read(2) into the buffer's uninitialised part, as tokio's
+            // own do: zeroing it first would cost a memset of the whole buffer per read, a
+            // `WouldBlock` one included (hyper-util hands over a fresh uninitialised buffer
+            // every time).
+            let n = std::task::ready!(self.poll_read_with(cx, |_| read_uninit(fd, buf)))?;
+            // SAFETY: read(2) initialised the first `n` bytes of the unfilled part.
+            unsafe { buf.assume_init(n) };
+            buf.advance(n);
+            return Poll::Ready(Ok(()));
+        }
         let n = std::task::ready!(self.poll_read_into(cx, buf.initialize_unfilled()))?;
         buf.advance(n);
         Poll::Ready(Ok(()))
     }
+}
+
+/// The descriptor of `io` if it is one of std's stream sockets, whose `Read` is read(2) on it.
+#[cfg(all(unix, feature = "tokio"))]
+fn raw_stream_fd<T: 'static>(io: &T) -> Option<std::os::fd::RawFd> {
+    use std::any::Any;
+    use std::os::fd::AsRawFd;
+    let io = io as &dyn Any;
+    if let Some(s) = io.downcast_ref::<std::net::TcpStream>() {
+        return Some(s.as_raw_fd());
+    }
+    io.downcast_ref::<std::os::unix::net::UnixStream>()
+        .map(AsRawFd::as_raw_fd)
+}
+
+/// read(2) from `fd` into the unfilled part of `buf`, without initialising it first.
+#[cfg(all(unix, feature = "tokio"))]
+fn read_uninit(fd: std::os::fd::RawFd, buf: &mut tokio::io::ReadBuf<'_>) -> io::Result<usize> {
+    // SAFETY: the slice is only written by read(2), never read; `assume_init` is called for
+    // what it wrote.
+    let unfilled = unsafe { buf.unfilled_mut() };
+    // SAFETY: `fd` is open (borrowed from the `Async`'s source for this call) and the pointer
+    // and length describe writable memory owned by `buf`.
+    let n = unsafe { libc::read(fd, unfilled.as_mut_ptr().cast(), unfilled.len()) };
+    // A negative count is an error; anything else fits usize.
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
 #[cfg(feature = "tokio")]
