@@ -98,7 +98,7 @@ impl<T> TimerQueue<T> {
             buckets: BTreeMap::new(),
             repeating: HashMap::new(),
             interval_by_order: HashMap::new(),
-            cursor: (0, 0),
+            cursor: (REPEATING, 0),
             // Orders stay below the flag bits: 2^61 insertions from any start.
             next_order: seed & ((1 << 61) - 1),
             next_repeating: seed.rotate_left(32) & ((1 << 62) - 1),
@@ -240,10 +240,21 @@ impl<T> TimerQueue<T> {
         if let Some(slot) = self.buckets.get_mut(&bucket) {
             slot.live -= 1;
             if slot.live == 0 {
-                self.buckets.remove(&bucket);
+                self.remove_bucket(bucket);
             }
         }
         true
+    }
+
+    /// Frees a bucket, and forgets the firing cursor if it pointed into it: a bucket made
+    /// again later for the same millisecond (a sub-millisecond sleep, a timer started after
+    /// its millisecond's timers fired) starts from its first entry. A stale cursor skipped
+    /// the new bucket's first entries and then dropped the bucket with them still queued.
+    fn remove_bucket(&mut self, bucket: u64) {
+        self.buckets.remove(&bucket);
+        if self.cursor.0 == bucket {
+            self.cursor = (REPEATING, 0);
+        }
     }
 
     /// Marks a timer as (not) keeping the loop alive. Returns false for an unknown timer.
@@ -316,6 +327,7 @@ impl<T> TimerQueue<T> {
                 }
                 if slot.live == 0 {
                     first.remove();
+                    self.cursor = (REPEATING, 0);
                 }
                 let number = if interval {
                     self.interval_by_order.remove(&order)
@@ -332,6 +344,7 @@ impl<T> TimerQueue<T> {
                 return Some((id, value));
             }
             first.remove();
+            self.cursor = (REPEATING, 0);
         }
     }
 }
@@ -342,6 +355,36 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    /// A millisecond's bucket made again after its timers fired (a sub-millisecond sleep)
+    /// fires its timers: the firing cursor of the old bucket used to skip them and then drop
+    /// the new bucket, timers and all (a task sleeping 200 us hung).
+    #[test]
+    fn a_bucket_made_again_after_firing_fires() {
+        let t0 = Instant::now();
+        let mut q = TimerQueue::new(t0);
+        q.insert(t0 + Duration::from_micros(100), "first");
+        assert_eq!(
+            q.pop_due(t0 + Duration::from_micros(150)).map(|(_, v)| v),
+            Some("first")
+        );
+        assert_eq!(q.len(), 0);
+        q.insert(t0 + Duration::from_micros(400), "same millisecond, later");
+        q.insert(t0 + Duration::from_micros(500), "and another");
+        assert_eq!(q.next_deadline(), Some(t0 + Duration::from_micros(500)));
+        let now = t0 + Duration::from_micros(600);
+        assert_eq!(q.pop_due(now).map(|(_, v)| v), Some("same millisecond, later"));
+        assert_eq!(q.pop_due(now).map(|(_, v)| v), Some("and another"));
+        assert_eq!((q.len(), q.refed()), (0, 0));
+        // The same after a clear emptied the bucket being fired.
+        q.insert(t0 + ms(2), "fired");
+        let cleared = q.insert(t0 + ms(2), "cleared");
+        assert_eq!(q.pop_due(t0 + ms(3)).map(|(_, v)| v), Some("fired"));
+        assert!(q.cancel(cleared));
+        q.insert(t0 + ms(2) + Duration::from_micros(900), "again");
+        assert_eq!(q.pop_due(t0 + ms(4)).map(|(_, v)| v), Some("again"));
+        assert_eq!(q.len(), 0);
     }
 
     #[test]
