@@ -226,6 +226,80 @@ fn echo_cycles_change_no_registration<R: Reactor + 'static>(reactor: R) {
     );
 }
 
+/// Stream reads and writes of every shape arrive whole, the end of the stream included: a
+/// writer task sends 2 MiB in chunks of pseudo-random sizes with pauses, then shuts down; a
+/// reader reads with pseudo-random buffer sizes until the end, once starting with everything
+/// (the end included) already queued. Short reads and writes are where an edge-triggered
+/// watch may skip a read (`net::aio`); a missed wake-up fails here at the 10 s deadline.
+fn stream_transfers_of_any_shape_arrive_whole<R: Reactor + 'static>(make: impl Fn() -> R) {
+    init();
+    for (round, reader_late) in [(1u64, false), (2, true), (3, false)] {
+        let mut rt = Builder::new()
+            .io_timeout(Duration::from_secs(10))
+            .build_with(make())
+            .unwrap();
+        let (client, server) = nonblocking_pair();
+        let client = Async::new(&mut rt, client).unwrap();
+        let server = Async::new(&mut rt, server).unwrap();
+        let local = rt.local();
+        let time = rt.time();
+        const TOTAL: usize = 2 << 20;
+        let mut seed = round.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut next = move |bound: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            1 + (seed >> 33) as usize % bound
+        };
+        let sizes: Vec<(usize, bool)> = (0..4096).map(|_| (next(40_000), next(8) == 1)).collect();
+        let reads: Vec<usize> = (0..65_536).map(|_| next(70_000)).collect();
+        let writer_time = time.clone();
+        let writer = local.spawn(async move {
+            let data: Vec<u8> = (0..TOTAL).map(|i| (i % 251) as u8).collect();
+            let (mut off, mut i) = (0, 0);
+            while off < TOTAL {
+                let (size, pause) = sizes[i % sizes.len()];
+                i += 1;
+                let end = (off + size).min(TOTAL);
+                client.write_all(&data[off..end]).await?;
+                off = end;
+                if pause && !reader_late {
+                    writer_time.sleep(Duration::from_micros(200)).await;
+                }
+            }
+            client.shutdown(std::net::Shutdown::Write)?;
+            io::Result::Ok(())
+        });
+        let got = rt
+            .block_on(async move {
+                if reader_late {
+                    // Everything, the end of the stream included, arrives before the first read.
+                    writer.await??;
+                }
+                let mut buf = vec![0; 70_000];
+                let (mut total, mut sum, mut i) = (0usize, 0u64, 0);
+                loop {
+                    let len = reads[i % reads.len()];
+                    i += 1;
+                    let n = server.read(&mut buf[..len]).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    for (k, b) in buf[..n].iter().enumerate() {
+                        assert_eq!(*b, ((total + k) % 251) as u8, "byte {} out of order", total + k);
+                    }
+                    total += n;
+                    sum += n as u64;
+                }
+                io::Result::Ok((total, sum))
+            })
+            .unwrap()
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(got.0, TOTAL, "round {round}");
+        assert_eq!(rt.stats().timeouts, 0, "round {round}");
+    }
+}
+
 /// Above the high watermark an `Async` waits in the queue and its reads wait with it; past
 /// the queue, `QuotaExceeded`.
 fn watermark_queues_async_sources<R: Reactor + 'static>(reactor: R) {
@@ -270,6 +344,7 @@ macro_rules! async_io_tests {
             #[test] fn echo_between_tasks() { super::echo_between_tasks($make) }
             #[test] fn unread_data_does_not_spin() { super::unread_data_does_not_spin($make) }
             #[test] fn deadline_ends_a_wait() { super::deadline_ends_a_wait($make) }
+            #[test] fn stream_transfers_of_any_shape_arrive_whole() { super::stream_transfers_of_any_shape_arrive_whole(|| $make) }
             #[test] fn echo_cycles_change_no_registration() { super::echo_cycles_change_no_registration($make) }
             #[test] fn successful_operations_push_the_deadline() { super::successful_operations_push_the_deadline($make) }
             #[test] fn watermark_queues_async_sources() { super::watermark_queues_async_sources($make) }

@@ -82,7 +82,7 @@ fn tokio_read_leaves_the_rest_uninitialised<R: Reactor + 'static>(reactor: R) {
     use std::mem::MaybeUninit;
     util::init_logging();
     let mut rt = Builder::new().build_with(reactor).unwrap();
-    let (mut client, mut server) = connected(&mut rt);
+    let (client, mut server) = connected(&mut rt);
     let (filled, initialised) = rt
         .block_on(async move {
             client.write_all(b"hello").await?;

@@ -30,6 +30,7 @@
 //! # std::io::Result::Ok(())
 //! ```
 
+use std::future::poll_fn;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 
@@ -132,7 +133,8 @@ impl<R: Reactor + 'static> Async<TcpStream, R> {
     ///
     /// The OS error; `TimedOut` at the deadline.
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_with(|mut s| s.read(buf)).await
+        let len = buf.len();
+        poll_fn(|cx| self.poll_stream_op(cx, true, len, |mut s| s.read(buf))).await
     }
 
     /// Reads exactly `buf.len()` bytes.
@@ -156,7 +158,7 @@ impl<R: Reactor + 'static> Async<TcpStream, R> {
     ///
     /// The OS error; `TimedOut` at the deadline.
     pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.write_with(|mut s| s.write(buf)).await
+        poll_fn(|cx| self.poll_stream_op(cx, false, buf.len(), |mut s| s.write(buf))).await
     }
 
     /// Writes all of `buf`.

@@ -70,6 +70,17 @@ struct IoState {
     ended: RefCell<Option<(io::ErrorKind, String)>>,
     readers: RefCell<Option<Waker>>,
     writers: RefCell<Option<Waker>>,
+    /// A stream direction whose last transfer was short on an edge-triggered watch: the next
+    /// one waits for an event (see `Async::poll_stream_op`); the watch's events clear it.
+    read_drained: Cell<bool>,
+    write_drained: Cell<bool>,
+    /// Whether a short read may be taken for a drained socket: an edge-triggered watch (not
+    /// on Windows) on a backend that reports a peer's shutdown as `read_closed`, and no
+    /// `read_closed` or error seen yet. (Once the end of the stream has arrived no new edge
+    /// announces it, so the reads must go on until they see it.)
+    short_read_drains: Cell<bool>,
+    /// The same for writes: edge-triggered, not on Windows, no `write_closed` or error seen.
+    short_write_fills: Cell<bool>,
     /// Level-triggered watch: its interest follows the waiting directions.
     managed: Cell<bool>,
     /// The interest registered (managed watches), `None` while paused for want of waiters.
@@ -92,6 +103,10 @@ impl IoState {
             ended: RefCell::new(None),
             readers: RefCell::new(None),
             writers: RefCell::new(None),
+            read_drained: Cell::new(false),
+            write_drained: Cell::new(false),
+            short_read_drains: Cell::new(false),
+            short_write_fills: Cell::new(false),
             managed: Cell::new(managed),
             registered: Cell::new(None),
             adjust_queued: Cell::new(false),
@@ -147,6 +162,14 @@ impl IoState {
         let mut slot = slot.borrow_mut();
         if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
             *slot = Some(waker.clone());
+        }
+    }
+
+    fn drained(&self, read: bool) -> &Cell<bool> {
+        if read {
+            &self.read_drained
+        } else {
+            &self.write_drained
         }
     }
 
@@ -301,19 +324,13 @@ impl<T: AsSource + 'static, R: Reactor + 'static> Async<T, R> {
         if let Some(e) = self.state.ended() {
             return Poll::Ready(Err(e));
         }
+        if self.state.drained(read).get() {
+            return self.park(cx, read);
+        }
         loop {
             match op(&self.io) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let slot = if read {
-                        &self.state.readers
-                    } else {
-                        &self.state.writers
-                    };
-                    IoState::park(slot, cx.waker());
-                    self.adjust();
-                    return Poll::Pending;
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return self.park(cx, read),
                 Ok(value) => {
                     self.refresh_deadline();
                     return Poll::Ready(Ok(value));
@@ -321,6 +338,50 @@ impl<T: AsSource + 'static, R: Reactor + 'static> Async<T, R> {
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
+    }
+
+    /// A byte stream's read (`read`) or write of a `len`-byte buffer through `op`, which
+    /// returns how much it moved: as [`poll_op`](Self::poll_op), and on an edge-triggered
+    /// watch a transfer shorter than the buffer (but not empty) marks the direction drained,
+    /// so the next one waits for the watch's next event instead of trying first and failing
+    /// with `WouldBlock`: one syscall less per message, as tokio does (and, as tokio, not on
+    /// Windows, where the backends' edges are emulated). Edge-triggered epoll and kqueue
+    /// report every arrival after the short read, so nothing is missed. Reads take the
+    /// shortcut only on backends that report a peer's shutdown as `read_closed`, and stop once
+    /// one was reported: the end of a stream that came with the last data brings no new edge,
+    /// so the reads go on until they see it. Only for sources whose reads and writes are of a
+    /// byte stream (a short datagram read says nothing).
+    pub(crate) fn poll_stream_op(
+        &self,
+        cx: &mut Context<'_>,
+        read: bool,
+        len: usize,
+        op: impl FnMut(&T) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        let polled = self.poll_op(cx, op, read);
+        if let Poll::Ready(Ok(n)) = polled {
+            let trusted = if read {
+                &self.state.short_read_drains
+            } else {
+                &self.state.short_write_fills
+            };
+            if n > 0 && n < len && trusted.get() {
+                self.state.drained(read).set(true);
+            }
+        }
+        polled
+    }
+
+    /// Waits for the watch's next event for direction `read` (or writable).
+    fn park<X>(&self, cx: &mut Context<'_>, read: bool) -> Poll<io::Result<X>> {
+        let slot = if read {
+            &self.state.readers
+        } else {
+            &self.state.writers
+        };
+        IoState::park(slot, cx.waker());
+        self.adjust();
+        Poll::Pending
     }
 
     /// A managed (level-triggered) watch asks for the directions now waited for.
@@ -375,6 +436,11 @@ fn register<T: AsSource + 'static, R: Reactor + 'static>(
     let (mode, rearm) = rt.persistent_mode(Trigger::Edge);
     let managed = mode != Mode::Edge || rearm;
     state.managed.set(managed);
+    let edge = !managed && !cfg!(windows);
+    state
+        .short_read_drains
+        .set(edge && rt.reactor().hints().peer_shutdown_read_closed);
+    state.short_write_fills.set(edge);
     state.timeout.set(options.timeout.resolve(rt.io_timeout()));
     state.refreshed(rt.now());
     let interest = if managed {
@@ -406,6 +472,18 @@ fn on_event<R: Reactor + 'static>(
             let failed = event.is_error();
             let read = event.is_readable() || event.is_read_closed() || failed;
             let write = event.is_writable() || event.is_write_closed() || failed;
+            if read {
+                state.read_drained.set(false);
+            }
+            if write {
+                state.write_drained.set(false);
+            }
+            if event.is_read_closed() || failed {
+                state.short_read_drains.set(false);
+            }
+            if event.is_write_closed() || failed {
+                state.short_write_fills.set(false);
+            }
             let woke_reader = read && IoState::wake(&state.readers);
             let woke_writer = write && IoState::wake(&state.writers);
             // Level-triggered: readiness nobody waited for comes back at every poll, so stop
@@ -473,5 +551,97 @@ impl<T: AsSource + fmt::Debug + 'static, R: Reactor + 'static> fmt::Debug for As
             .field("io", &self.io)
             .field("id", &self.state.id.get())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::cell::Cell;
+    use std::future::poll_fn;
+    use std::io::{self, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use crate::runtime::{Async, Runtime};
+    use crate::{MioReactor, PollingReactor, Reactor};
+
+    /// One stream read into `buf`, counting the read(2) calls in `calls`.
+    async fn counted_read<R: Reactor + 'static>(
+        stream: &Async<TcpStream, R>,
+        buf: &mut [u8],
+        calls: &Cell<usize>,
+    ) -> io::Result<usize> {
+        let len = buf.len();
+        poll_fn(|cx| {
+            stream.poll_stream_op(cx, true, len, |mut s| {
+                calls.set(calls.get() + 1);
+                s.read(buf)
+            })
+        })
+        .await
+    }
+
+    /// On an edge-triggered watch whose backend reports a peer's shutdown, a read shorter
+    /// than its buffer is taken for a drained socket: the next read waits for an event
+    /// instead of calling read(2) for a `WouldBlock`; the next arrival wakes it.
+    fn short_read_waits_for_the_next_event<R: Reactor + 'static>(reactor: R, shortcut: bool) {
+        let mut rt = Runtime::builder().build_with(reactor).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let server = Async::new(&mut rt, server).unwrap();
+        let time = rt.time();
+        client.write_all(b"hello").unwrap();
+        let calls = Rc::new(Cell::new(0));
+        let counted = calls.clone();
+        let (first, calls_in_wait, second, data) = rt
+            .block_on(async move {
+                let mut buf = [0; 64];
+                let first = counted_read(&server, &mut buf, &counted).await?;
+                let before = counted.get();
+                let waited = time
+                    .timeout(
+                        Duration::from_millis(30),
+                        counted_read(&server, &mut buf, &counted),
+                    )
+                    .await;
+                assert_eq!(waited.unwrap_err().kind(), io::ErrorKind::TimedOut);
+                let calls_in_wait = counted.get() - before;
+                client.write_all(b"again").unwrap();
+                let second = counted_read(&server, &mut buf, &counted).await?;
+                io::Result::Ok((first, calls_in_wait, second, buf[..second].to_vec()))
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!((first, second), (5, 5));
+        assert_eq!(data, b"again");
+        // With the shortcut the wait made no read(2) call; without it, at least one (its
+        // `WouldBlock`, and one per spurious wake).
+        if shortcut {
+            assert_eq!(calls_in_wait, 0, "read(2) calls in the wait");
+        } else {
+            assert!(calls_in_wait >= 1, "{calls_in_wait} read(2) calls in the wait");
+        }
+        assert!(calls.get() >= 2);
+    }
+
+    #[test]
+    fn short_read_waits_for_the_next_event_mio() {
+        // mio on epoll/kqueue reports a peer's shutdown as read_closed: the shortcut applies.
+        let reactor = MioReactor::new().unwrap();
+        let shortcut = reactor.hints().peer_shutdown_read_closed;
+        assert!(shortcut, "mio reports a peer's shutdown on this OS");
+        short_read_waits_for_the_next_event(reactor, shortcut);
+    }
+
+    #[test]
+    fn short_read_waits_for_the_next_event_polling() {
+        // polling does not report it: every read is tried (the end of the stream could be
+        // waiting behind the data with no edge to come).
+        let reactor = PollingReactor::new().unwrap();
+        let shortcut = reactor.hints().peer_shutdown_read_closed;
+        short_read_waits_for_the_next_event(reactor, shortcut);
     }
 }

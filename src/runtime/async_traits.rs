@@ -44,11 +44,17 @@ where
 {
     /// Reads into `buf`, waiting for readiness (the polling form the traits use).
     pub fn poll_read_into(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        if is_std_stream::<T>() {
+            return self.poll_stream_op(cx, true, buf.len(), |mut io| io.read(buf));
+        }
         self.poll_read_with(cx, |mut io| io.read(buf))
     }
 
     /// Writes from `buf`, waiting for readiness.
     pub fn poll_write_from(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if is_std_stream::<T>() {
+            return self.poll_stream_op(cx, false, buf.len(), |mut io| io.write(buf));
+        }
         self.poll_write_with(cx, |mut io| io.write(buf))
     }
 
@@ -108,7 +114,8 @@ where
             // own do: zeroing it first would cost a memset of the whole buffer per read, a
             // `WouldBlock` one included (hyper-util hands over a fresh uninitialised buffer
             // every time).
-            let n = std::task::ready!(self.poll_read_with(cx, |_| read_uninit(fd, buf)))?;
+            let len = buf.remaining();
+            let n = std::task::ready!(self.poll_stream_op(cx, true, len, |_| read_uninit(fd, buf)))?;
             // SAFETY: read(2) initialised the first `n` bytes of the unfilled part.
             unsafe { buf.assume_init(n) };
             buf.advance(n);
@@ -118,6 +125,19 @@ where
         buf.advance(n);
         Poll::Ready(Ok(()))
     }
+}
+
+/// Whether `T` is one of std's stream sockets: a short read or write means the socket's
+/// buffer is drained or full (see `Async::poll_stream_op`), which a source of another type,
+/// e.g. of datagrams or with a buffer of its own, does not promise.
+fn is_std_stream<T: 'static>() -> bool {
+    use std::any::TypeId;
+    let t = TypeId::of::<T>();
+    #[cfg(unix)]
+    if t == TypeId::of::<std::os::unix::net::UnixStream>() {
+        return true;
+    }
+    t == TypeId::of::<std::net::TcpStream>()
 }
 
 /// The descriptor of `io` if it is one of std's stream sockets, whose `Read` is read(2) on it.
