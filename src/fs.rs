@@ -38,7 +38,8 @@ pub fn read_file<R: Reactor + 'static>(
     rt.spawn_blocking(
         move || std::fs::read(path),
         |rt, result| callback(rt, result.and_then(|r| r)),
-    )
+    )?;
+    Ok(())
 }
 
 /// Writes `data` to a file (created or truncated) on the thread pool; `callback` gets the
@@ -71,5 +72,6 @@ pub fn write_file<R: Reactor + 'static>(
     rt.spawn_blocking(
         move || std::fs::write(path, data),
         |rt, result| callback(rt, result.and_then(|r| r)),
-    )
+    )?;
+    Ok(())
 }
