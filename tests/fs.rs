@@ -329,9 +329,10 @@ fn truncate_copy_exists<R: Reactor + 'static>(reactor: R) {
     assert_eq!(real, std::fs::canonicalize(&src).unwrap());
 }
 
-/// symlink, readlink, lstat of a link, realpath through it, rm of a link; on Windows links
-/// need a privilege, and Wine's support varies: when creating one is refused the test says so
-/// on stderr and checks only the refusal's error.
+/// symlink, readlink, lstat of a link, realpath through it, rm of a link. On Windows links
+/// need a privilege (else `PermissionDenied`), and Wine's `CreateSymbolicLinkW` reports
+/// success and creates nothing (`fs::symlink` then says `Unsupported`): when creating one is
+/// refused, the test says so on stderr and checks only the refusal's error.
 fn symlinks<R: Reactor + 'static>(reactor: R) {
     init();
     let mut rt = runtime(reactor);

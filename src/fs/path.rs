@@ -151,7 +151,8 @@ pub fn readdir<R: Reactor + 'static>(
         "readdir",
         |path| {
             let mut entries = Vec::new();
-            for entry in std::fs::read_dir(path)? {
+            let dir = std::fs::read_dir(path).map_err(|e| not_a_directory(path, e))?;
+            for entry in dir {
                 let entry = entry?;
                 entries.push(Dirent {
                     name: entry.file_name(),
@@ -163,6 +164,17 @@ pub fn readdir<R: Reactor + 'static>(
         },
         callback,
     )
+}
+
+/// `ErrorKind::NotADirectory` for a `read_dir` of something else: Windows says so, Wine says
+/// "invalid name" (`FindFirstFile` on `file\*`).
+fn not_a_directory(path: &Path, e: io::Error) -> io::Error {
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_dir() && e.kind() != io::ErrorKind::NotADirectory => {
+            io::Error::new(io::ErrorKind::NotADirectory, format!("not a directory ({e})"))
+        }
+        _ => e,
+    }
 }
 
 /// Creates directory `path`; with `recursive`, its missing parents too, and an existing
@@ -338,7 +350,8 @@ pub fn rm<R: Reactor + 'static>(
 /// Creates a symbolic link at `path` pointing to `target` (a relative `target` is relative to
 /// the link's directory), on the pool. On Windows the link is a directory link when `target`
 /// is a directory, else a file link; creating one needs the privilege or developer mode, else
-/// `PermissionDenied`.
+/// `PermissionDenied`; under Wine, which reports links created without creating them, the
+/// callback gets `Unsupported`.
 ///
 /// # Errors
 ///
@@ -371,10 +384,17 @@ fn symlink_blocking(target: &Path, path: &Path) -> io::Result<()> {
         _ => target.to_owned(),
     };
     if resolved.is_dir() {
-        std::os::windows::fs::symlink_dir(target, path)
+        std::os::windows::fs::symlink_dir(target, path)?;
     } else {
-        std::os::windows::fs::symlink_file(target, path)
+        std::os::windows::fs::symlink_file(target, path)?;
     }
+    // Wine's CreateSymbolicLinkW reports success and creates nothing.
+    std::fs::symlink_metadata(path).map(drop).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the OS reported the link created, but there is none (Wine does this)",
+        )
+    })
 }
 
 /// The target of the symbolic link `path` (`readlink`), on the pool.
@@ -446,13 +466,16 @@ pub fn copy_file<R: Reactor + 'static>(
     to: impl Into<PathBuf>,
     callback: impl FnOnce(&mut Runtime<R>, io::Result<u64>) + 'static,
 ) -> io::Result<JobId> {
-    on_paths(
-        rt,
-        (from.into(), to.into()),
-        "copy_file",
-        |a, b| std::fs::copy(a, b),
-        callback,
-    )
+    on_paths(rt, (from.into(), to.into()), "copy_file", copy_blocking, callback)
+}
+
+fn copy_blocking(from: &Path, to: &Path) -> io::Result<u64> {
+    let copied = std::fs::copy(from, to)?;
+    // Wine's CopyFileEx does not call the progress routine std counts the bytes with.
+    if cfg!(windows) && copied == 0 {
+        return Ok(std::fs::metadata(to)?.len());
+    }
+    Ok(copied)
 }
 
 /// Whether `path` exists, following symbolic links (a broken link does not), on the pool.
