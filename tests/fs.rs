@@ -419,6 +419,57 @@ fn cancel_and_close_with_ops_queued<R: Reactor + 'static>(reactor: R) {
     assert_eq!(*log.borrow(), ["stat cancelled", "read", "closed"]);
 }
 
+/// Descriptors of this process open on `path` (Linux: `/proc/self/fd`), else `None`.
+fn open_descriptors(path: &Path) -> Option<usize> {
+    if !cfg!(target_os = "linux") {
+        return None; // (Wine even lists a /proc/self/fd, of the Wine process)
+    }
+    let fds = std::fs::read_dir("/proc/self/fd").ok()?;
+    let path = std::fs::canonicalize(path).ok()?;
+    Some(
+        fds.filter_map(Result::ok)
+            .filter(|fd| std::fs::read_link(fd.path()).ok().as_deref() == Some(&*path))
+            .count(),
+    )
+}
+
+/// `close` closes a file for all its clones (later operations and a second close are
+/// `InvalidInput`); dropping the last clone closes it too, also from a callback; on Linux the
+/// descriptors are counted.
+fn close_and_drop<R: Reactor + 'static>(reactor: R) {
+    init();
+    let mut rt = runtime(reactor);
+    let dir = Scratch::new("close", &rt);
+    let path = dir.join("file");
+    std::fs::write(&path, b"data").unwrap();
+    let file = open(&mut rt, &path, "r").unwrap();
+    let clone = file.clone();
+    assert!(open_descriptors(&path).is_some() || !cfg!(target_os = "linux"));
+    assert_eq!(open_descriptors(&path).unwrap_or(1), 1);
+    go(&mut rt, |rt, cb| fs::close(rt, file, cb)).unwrap();
+    assert_eq!(open_descriptors(&path).unwrap_or(0), 0, "closed for every clone");
+    let e = go(&mut rt, |rt, cb| fs::read(rt, &clone, 4, Some(0), cb)).unwrap_err();
+    assert_error(&e, ErrorKind::InvalidInput, "read", &path);
+    assert!(e.to_string().contains("closed"), "{e}");
+    let e = go(&mut rt, |rt, cb| fs::close(rt, clone, cb)).unwrap_err();
+    assert_error(&e, ErrorKind::InvalidInput, "close", &path);
+    // Dropped, not closed: the last clone's drop closes, even inside a callback.
+    let a = open(&mut rt, &path, "r").unwrap();
+    let b = open(&mut rt, &path, "r").unwrap();
+    assert_eq!(open_descriptors(&path).unwrap_or(2), 2);
+    drop(a);
+    assert_eq!(open_descriptors(&path).unwrap_or(1), 1);
+    let held = b.clone();
+    let data = go(&mut rt, move |rt, cb| {
+        fs::read(rt, &b, 4, None, move |rt, r| {
+            drop(held);
+            cb(rt, r)
+        })
+    });
+    assert_eq!(data.unwrap(), b"data");
+    assert_eq!(open_descriptors(&path).unwrap_or(0), 0, "dropped in the callback");
+}
+
 macro_rules! fs_tests {
     ($($backend:ident => $make:expr),* $(,)?) => {$(
         mod $backend {
@@ -431,6 +482,7 @@ macro_rules! fs_tests {
             #[test] fn directories_and_renames() { super::directories_and_renames($make) }
             #[test] fn truncate_copy_exists() { super::truncate_copy_exists($make) }
             #[test] fn symlinks() { super::symlinks($make) }
+            #[test] fn close_and_drop() { super::close_and_drop($make) }
             #[test] fn cancel_and_close_with_ops_queued() { super::cancel_and_close_with_ops_queued($make) }
         }
     )*};

@@ -5,19 +5,21 @@ use std::fmt;
 use std::fs::{Metadata, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use super::{error, on_pool};
 use crate::runtime::{JobId, Runtime};
 use crate::Reactor;
 
-/// An open file, from [`open`]: owned, closed by [`close`] or when dropped (whichever comes
-/// first; a file whose operations are still on the pool closes when the last one finishes).
+/// An open file, from [`open`]: a handle, like Node's file descriptor. Clones share the open
+/// file. [`close`] closes it for every clone (operations that reach the pool after it fail
+/// with `ErrorKind::InvalidInput`, "file is closed"); otherwise it closes when the last clone
+/// is dropped, so nothing leaks when the loop ends with files open.
 ///
-/// It keeps the path it was opened with, for error messages. Nothing is leaked when the loop
-/// ends with files open: they close as they are dropped.
+/// It keeps the path it was opened with, for error messages.
+#[derive(Clone)]
 pub struct File {
-    inner: Arc<std::fs::File>,
+    inner: Arc<RwLock<Option<std::fs::File>>>,
     path: Arc<Path>,
 }
 
@@ -25,7 +27,7 @@ impl File {
     /// Wraps a file opened elsewhere; `path` names it in error messages.
     pub fn from_std(file: std::fs::File, path: impl Into<PathBuf>) -> File {
         File {
-            inner: Arc::new(file),
+            inner: Arc::new(RwLock::new(Some(file))),
             path: Arc::from(path.into()),
         }
     }
@@ -35,13 +37,14 @@ impl File {
         &self.path
     }
 
-    /// The std file, for blocking calls of your own (on the loop thread they block the loop).
-    pub fn as_std(&self) -> &std::fs::File {
-        &self.inner
-    }
-
-    fn shared(&self) -> (Arc<std::fs::File>, Arc<Path>) {
-        (self.inner.clone(), self.path.clone())
+    /// Runs `call` with the open file (blocking: on the pool), or fails if it is closed.
+    /// Calls share the file; [`close`] waits for those running.
+    fn with<T>(&self, call: impl FnOnce(&std::fs::File) -> io::Result<T>) -> io::Result<T> {
+        let file = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        match file.as_ref() {
+            Some(file) => call(file),
+            None => Err(io::Error::new(io::ErrorKind::InvalidInput, "file is closed")),
+        }
     }
 }
 
@@ -99,9 +102,9 @@ pub fn flags(flags: &str) -> io::Result<OpenOptions> {
 /// let mut rt = Runtime::new()?;
 /// fs::open(&mut rt, &path, &fs::flags("w+")?, |rt, file| {
 ///     let file = file.unwrap();
-///     fs::write(rt, &file, b"hello world", Some(0), move |rt, n| {
+///     fs::write(rt, &file.clone(), b"hello world", Some(0), move |rt, n| {
 ///         assert_eq!(n.unwrap(), 11);
-///         fs::read(rt, &file, 5, Some(6), move |rt, data| {
+///         fs::read(rt, &file.clone(), 5, Some(6), move |rt, data| {
 ///             assert_eq!(data.unwrap(), b"world");
 ///             fs::close(rt, file, |_, closed| closed.unwrap()).unwrap();
 ///         })
@@ -139,25 +142,31 @@ pub fn open<R: Reactor + 'static>(
     )
 }
 
-/// Closes `file` on the pool (closing can block, on network file systems). If operations on
-/// it are still on the pool, the file closes when the last of them finishes, and the callback
-/// gets `Ok` at once.
+/// Closes `file` (and its clones) on the pool, after the operations on it that are running
+/// (closing can block, on network file systems). Operations still queued find it closed.
 ///
 /// # Errors
 ///
-/// The pool's. The callback gets the OS's error from `close(2)` on Unix (`EIO`, on some file
-/// systems, for data that could not be written back); Windows reports none.
+/// The pool's. The callback gets `ErrorKind::InvalidInput` if the file was closed already,
+/// and the OS's error from `close(2)` on Unix (`EIO`, on some file systems, for data that could
+/// not be written back); Windows reports none.
 pub fn close<R: Reactor + 'static>(
     rt: &mut Runtime<R>,
     file: File,
     callback: impl FnOnce(&mut Runtime<R>, io::Result<()>) + 'static,
 ) -> io::Result<JobId> {
-    let File { inner, path } = file;
     on_pool(
         rt,
-        move || match Arc::try_unwrap(inner) {
-            Ok(file) => close_std(file).map_err(|e| error("close", &path, e)),
-            Err(_) => Ok(()),
+        move || {
+            let open = file.inner.write().unwrap_or_else(PoisonError::into_inner).take();
+            match open {
+                Some(open) => close_std(open),
+                None => Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "file is closed already",
+                )),
+            }
+            .map_err(|e| error("close", &file.path, e))
         },
         callback,
     )
@@ -219,10 +228,13 @@ pub fn read<R: Reactor + 'static>(
             ),
         ));
     }
-    let (file, path) = file.shared();
+    let file = file.clone();
     on_pool(
         rt,
-        move || read_blocking(&file, len, position).map_err(|e| error("read", &path, e)),
+        move || {
+            file.with(|f| read_blocking(f, len, position))
+                .map_err(|e| error("read", &file.path, e))
+        },
         callback,
     )
 }
@@ -293,17 +305,17 @@ pub fn write<R: Reactor + 'static>(
     position: Option<u64>,
     callback: impl FnOnce(&mut Runtime<R>, io::Result<usize>) + 'static,
 ) -> io::Result<JobId> {
-    let (file, path) = file.shared();
+    let file = file.clone();
     on_pool(
         rt,
         move || {
             let data = data.as_ref();
-            match position {
-                Some(pos) => write_at(&file, data, pos),
-                None => (&*file).write_all(data),
-            }
+            file.with(|f| match position {
+                Some(pos) => write_at(f, data, pos),
+                None => (&*f).write_all(data),
+            })
             .map(|()| data.len())
-            .map_err(|e| error("write", &path, e))
+            .map_err(|e| error("write", &file.path, e))
         },
         callback,
     )
@@ -317,10 +329,10 @@ fn on_file<R: Reactor + 'static, T: Send + 'static>(
     call: impl FnOnce(&std::fs::File) -> io::Result<T> + Send + 'static,
     callback: impl FnOnce(&mut Runtime<R>, io::Result<T>) + 'static,
 ) -> io::Result<JobId> {
-    let (file, path) = file.shared();
+    let file = file.clone();
     on_pool(
         rt,
-        move || call(&file).map_err(|e| error(operation, &path, e)),
+        move || file.with(call).map_err(|e| error(operation, &file.path, e)),
         callback,
     )
 }
