@@ -470,6 +470,57 @@ fn close_and_drop<R: Reactor + 'static>(reactor: R) {
     assert_eq!(open_descriptors(&path).unwrap_or(0), 0, "dropped in the callback");
 }
 
+/// `fs::aio`: the operations as futures in a task, errors included, several in flight at once.
+fn aio_futures<R: Reactor + 'static>(reactor: R) {
+    init();
+    let mut rt = runtime(reactor);
+    let dir = Scratch::new("aio", &rt);
+    let local = rt.local();
+    let d = dir.0.clone();
+    let time = local.time().clone();
+    let work = async move {
+        use fs::aio;
+        aio::mkdir(&local, d.join("sub/deeper"), true).await?;
+        let file = aio::open(&local, d.join("f"), &fs::flags("w+")?).await?;
+        assert_eq!(aio::write(&local, &file, b"0123456789", Some(0)).await?, 10);
+        // Three reads in flight at once.
+        let reads = [
+            aio::read(&local, &file, 3, Some(0)),
+            aio::read(&local, &file, 3, Some(7)),
+            aio::read(&local, &file, 3, Some(20)),
+        ];
+        let mut got = Vec::new();
+        for r in reads {
+            got.push(r.await?);
+        }
+        assert_eq!(got, [b"012".to_vec(), b"789".to_vec(), Vec::new()]);
+        assert_eq!(aio::fstat(&local, &file).await?.len(), 10);
+        aio::ftruncate(&local, &file, 4).await?;
+        aio::fsync(&local, &file).await?;
+        aio::close(&local, file).await?;
+        assert_eq!(aio::read_file(&local, d.join("f")).await?, b"0123");
+        aio::rename(&local, d.join("f"), d.join("g")).await?;
+        assert_eq!(aio::copy_file(&local, d.join("g"), d.join("h")).await?, 4);
+        let names: Vec<_> = aio::readdir(&local, &d)
+            .await?
+            .iter()
+            .map(|e| e.name().to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(names, ["g", "h", "sub"]);
+        let missing = d.join("missing");
+        let e = aio::stat(&local, &missing).await.unwrap_err();
+        assert_error(&e, ErrorKind::NotFound, "stat", &missing);
+        assert!(!aio::exists(&local, &missing).await?);
+        aio::rm(&local, d.join("sub"), RmOptions::new().recursive(true)).await?;
+        aio::unlink(&local, d.join("h")).await?;
+        io::Result::Ok(())
+    };
+    // Bounded: a future that never resolves fails the test with TimedOut.
+    let done = rt.block_on(time.timeout(LIMIT, work)).unwrap();
+    done.expect("in time").unwrap();
+    assert!(dir.join("g").is_file() && !dir.join("h").exists() && !dir.join("sub").exists());
+}
+
 macro_rules! fs_tests {
     ($($backend:ident => $make:expr),* $(,)?) => {$(
         mod $backend {
@@ -483,6 +534,7 @@ macro_rules! fs_tests {
             #[test] fn truncate_copy_exists() { super::truncate_copy_exists($make) }
             #[test] fn symlinks() { super::symlinks($make) }
             #[test] fn close_and_drop() { super::close_and_drop($make) }
+            #[test] fn aio_futures() { super::aio_futures($make) }
             #[test] fn cancel_and_close_with_ops_queued() { super::cancel_and_close_with_ops_queued($make) }
         }
     )*};

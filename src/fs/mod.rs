@@ -10,7 +10,7 @@
 //! | `fs.open` | [`open`] (with [`std::fs::OpenOptions`], or Node's flags through [`flags`]) | [`File`] |
 //! | `fs.close` | [`close`] (or drop the [`File`]) | `()` |
 //! | `fs.read` | [`read`] (at an offset, or the current position) | `Vec<u8>` |
-//! | `fs.write` | [`write`] (at an offset, or the current position) | bytes written |
+//! | `fs.write` | [`write`](write()) (at an offset, or the current position) | bytes written |
 //! | `fs.fstat`, `fs.stat`, `fs.lstat` | [`fstat`], [`stat`], [`lstat`] | [`std::fs::Metadata`] |
 //! | `fs.fsync`, `fs.fdatasync` | [`fsync`], [`fdatasync`] | `()` |
 //! | `fs.ftruncate`, `fs.truncate` | [`ftruncate`], [`truncate`] | `()` |
@@ -22,6 +22,8 @@
 //! | `fs.copyFile` | [`copy_file`] | bytes copied |
 //! | `fs.exists` | [`exists`] | `bool` |
 //! | `fs.readFile`, `fs.writeFile` | [`read_file`], [`write_file`] | `Vec<u8>`, `()` |
+//!
+//! [`aio`] has each of them as a future for tasks (Node's `fs.promises`).
 //!
 //! # Errors
 //!
@@ -57,6 +59,7 @@
 //! gives the code. The error returned by the function itself (not its callback) is the pool's:
 //! no pool thread could be started.
 
+pub mod aio;
 mod file;
 mod path;
 
