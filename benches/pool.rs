@@ -35,7 +35,8 @@ fn runtime_round_trips(secs: Duration, in_flight: usize) -> io::Result<u64> {
                     }
                 }
             },
-        )
+        )?;
+        Ok(())
     }
     let mut rt = Runtime::new()?;
     DONE.store(0, Ordering::Relaxed);

@@ -3,7 +3,9 @@
 //! The system resolver (`getaddrinfo`, through `std::net::ToSocketAddrs`) blocks, so it runs on
 //! the pool; the callback runs on the loop. A timer races it: past the deadline the callback
 //! gets `ErrorKind::TimedOut` (the blocked pool job finishes on its own later, and its result
-//! is dropped).
+//! is dropped). Lookups are the pool's *slow* work
+//! ([`Runtime::spawn_blocking_slow`]): hung lookups hold at most half its threads, so file
+//! system work and other jobs keep going.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -85,17 +87,35 @@ where
     F: FnOnce(&mut Runtime<R>, io::Result<Vec<SocketAddr>>) + 'static,
 {
     check_host(host)?;
+    let lookup = host.to_owned();
+    let lookup = move || {
+        (lookup.as_str(), port)
+            .to_socket_addrs()
+            .map(Iterator::collect::<Vec<_>>)
+    };
+    resolve_by(rt, host, timeout, lookup, callback)
+}
+
+/// [`resolve_with`] with the lookup itself given (tests hang it).
+fn resolve_by<R, F>(
+    rt: &mut Runtime<R>,
+    host: &str,
+    timeout: Option<Duration>,
+    lookup: impl FnOnce() -> io::Result<Vec<SocketAddr>> + Send + 'static,
+    callback: F,
+) -> io::Result<()>
+where
+    R: Reactor + 'static,
+    F: FnOnce(&mut Runtime<R>, io::Result<Vec<SocketAddr>>) + 'static,
+{
     let slot = Rc::new(RefCell::new(Some(callback)));
     let timer = Rc::new(Cell::new(None));
     let name = host.to_owned();
-    let lookup = name.clone();
     let (done, done_timer) = (slot.clone(), timer.clone());
-    rt.spawn_blocking(
-        move || {
-            (lookup.as_str(), port)
-                .to_socket_addrs()
-                .map(Iterator::collect::<Vec<_>>)
-        },
+    // Slow work: a resolver that does not answer holds its thread, and at most half the pool
+    // may be held so (see `Runtime::spawn_blocking_slow`).
+    rt.spawn_blocking_slow(
+        lookup,
         move |rt, result: io::Result<io::Result<Vec<SocketAddr>>>| {
             let Some(callback) = done.borrow_mut().take() else {
                 log::debug!("net: resolving {name:?} finished after its deadline");
@@ -165,5 +185,81 @@ fn check_host(host: &str) -> io::Result<()> {
             io::ErrorKind::InvalidInput,
             format!("host name {host:?} {problem}"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MioReactor, PollingReactor};
+    use std::sync::{mpsc, Arc, Mutex};
+    use std::time::Instant;
+
+    const LIMIT: Duration = Duration::from_secs(10);
+
+    /// Node's dns-starves-fs bug: with a pool of 2, three lookups that hang must not delay
+    /// file system work. Fails (the read waits for the lookups' own 10 s timeout) when
+    /// lookups are ordinary pool work.
+    fn hung_lookups_do_not_delay_fs<R: Reactor + 'static>(reactor: R) {
+        let mut rt = crate::runtime::Builder::new()
+            .threads(2)
+            .build_with(reactor)
+            .unwrap();
+        let (release, hold) = mpsc::channel::<()>();
+        let hold = Arc::new(Mutex::new(hold));
+        let resolved = Rc::new(Cell::new(0));
+        for _ in 0..3 {
+            let hold = hold.clone();
+            let r = resolved.clone();
+            let lookup = move || {
+                let released = hold.lock().unwrap().recv_timeout(LIMIT).is_ok();
+                if released {
+                    Ok(vec![SocketAddr::from(([127, 0, 0, 1], 80))])
+                } else {
+                    Err(io::Error::new(io::ErrorKind::TimedOut, "never released"))
+                }
+            };
+            resolve_by(&mut rt, "hangs.example", None, lookup, move |_, a| {
+                r.set(r.get() + usize::from(a.is_ok_and(|a| a.len() == 1)));
+            })
+            .unwrap();
+        }
+        let path = std::env::temp_dir().join(format!(
+            "pr-dns-starve-{}-{}",
+            rt.reactor().name(),
+            std::process::id()
+        ));
+        std::fs::write(&path, b"fs").unwrap();
+        let start = Instant::now();
+        let waited = Rc::new(Cell::new(None));
+        let w = waited.clone();
+        crate::fs::read_file(&mut rt, &path, move |_, data| {
+            assert_eq!(data.unwrap(), b"fs");
+            w.set(Some(start.elapsed()));
+            for _ in 0..3 {
+                release.send(()).unwrap();
+            }
+        })
+        .unwrap();
+        let watchdog = rt.set_timeout(3 * LIMIT, |rt| rt.stop());
+        rt.unref_timer(watchdog);
+        rt.run().unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let waited = waited.get().expect("the read completed");
+        assert!(
+            waited < LIMIT / 2,
+            "the read waited {waited:?} behind hung lookups"
+        );
+        assert_eq!(resolved.get(), 3, "the lookups finished once released");
+    }
+
+    #[test]
+    fn hung_lookups_do_not_delay_fs_polling() {
+        hung_lookups_do_not_delay_fs(PollingReactor::new().unwrap());
+    }
+
+    #[test]
+    fn hung_lookups_do_not_delay_fs_mio() {
+        hung_lookups_do_not_delay_fs(MioReactor::new().unwrap());
     }
 }

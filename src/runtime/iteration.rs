@@ -257,8 +257,10 @@ impl<R: Reactor + 'static> Runtime<R> {
                     continue;
                 }
                 Message::Done(key, output) => {
-                    if let Some(callback) = usize::try_from(key).ok().and_then(|k| self.jobs.try_remove(k)) {
-                        callback(self, output);
+                    if let Some((_, callback)) =
+                        usize::try_from(key).ok().and_then(|k| self.jobs.try_remove(k))
+                    {
+                        callback(self, Some(output));
                     }
                 }
             }

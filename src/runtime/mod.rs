@@ -80,6 +80,7 @@ mod inbox;
 mod iteration;
 mod local;
 mod pool;
+mod pool_api;
 mod schedule;
 mod stats;
 mod task;
@@ -107,7 +108,7 @@ pub use builder::{
 };
 pub use inbox::Handle;
 pub use local::Local;
-pub use pool::BlockingJob;
+pub use pool_api::{BlockingJob, JobId};
 pub use schedule::ImmediateId;
 pub use stats::Stats;
 pub use task::JoinHandle;
@@ -127,8 +128,8 @@ use watchers::{State, Watchers};
 /// A callback run once with the loop.
 type Callback<R> = Box<dyn FnOnce(&mut Runtime<R>)>;
 
-/// What a pool job's result is delivered to.
-type JobCallback<R> = Box<dyn FnOnce(&mut Runtime<R>, JobOutput)>;
+/// What a pool job's result is delivered to (`None`: the job was cancelled).
+type JobCallback<R> = Box<dyn FnOnce(&mut Runtime<R>, Option<JobOutput>)>;
 
 /// The shortest delay, as in Node: a timer set for less (0 included) waits a millisecond (and
 /// not more: the deadline is exact, see the [module docs](self)), so a timer started from a
@@ -163,7 +164,12 @@ pub struct Runtime<R: Reactor + 'static = DefaultReactor> {
     closing: VecDeque<Callback<R>>,
     watchers: Watchers<Box<dyn Entry<R>>>,
     pool: Pool,
-    jobs: Slab<JobCallback<R>>,
+    /// Pool jobs whose result has not reached their callback, with their id's sequence number.
+    jobs: Slab<(u64, JobCallback<R>)>,
+    /// The sequence number of the next pool job.
+    next_job: u64,
+    /// Cancelled jobs whose callback waits in the pending phase.
+    cancelled_jobs: usize,
     inbox: Arc<Inbox<Runtime<R>>>,
     mailbox: VecDeque<Message<Runtime<R>>>,
     /// Tasks woken on the loop's thread, drained from the inbox (kept: no allocation).
@@ -228,6 +234,8 @@ impl<R: Reactor + 'static> Runtime<R> {
             closing: VecDeque::new(),
             watchers: Watchers::with_seed(seed.rotate_left(17)),
             jobs: Slab::new(),
+            next_job: seed.rotate_left(41),
+            cancelled_jobs: 0,
             shared: local::Shared::new(std::thread::current().id(), inbox.clone(), now),
             inbox,
             mailbox: VecDeque::new(),
@@ -279,7 +287,7 @@ impl<R: Reactor + 'static> Runtime<R> {
             immediates: self.immediates.len() - self.cleared_immediates.len(),
             pool_queued,
             pool_running,
-            pool_pending: self.jobs.len(),
+            pool_pending: self.jobs.len() + self.cancelled_jobs,
             tasks: self.live_tasks(),
             timeouts: self.timeouts,
             watermark_hits: self.watermark_hits,

@@ -1,5 +1,11 @@
-//! The thread pool for blocking work: a FIFO queue served by a fixed number of threads, spawned
+//! The thread pool for blocking work: FIFO queues served by a fixed number of threads, spawned
 //! on first use. Results go back to the loop through the [`Inbox`].
+//!
+//! Work comes in two classes, as in libuv: ordinary work (file system, user jobs) and *slow*
+//! work (DNS lookups: a resolver that does not answer holds its thread for as long as it
+//! likes). At most [`slow_limit`] threads run slow work at once; the rest of the slow work waits
+//! in its own queue, so ordinary work always has a thread (with two threads or more). Jobs of
+//! both classes start in submission order when they may start at all.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -9,23 +15,53 @@ use crate::sync::lock;
 use std::thread;
 
 use super::inbox::{Inbox, JobOutput, Message};
-use super::{panic_message, Runtime};
-use crate::Reactor;
-use std::any::Any;
-use std::cell::RefCell;
-use std::io;
-use std::rc::Rc;
 
 /// A job: computes a boxed value on a pool thread.
 pub(crate) type Work = Box<dyn FnOnce() -> Box<dyn std::any::Any + Send> + Send>;
 
+/// How many of `threads` may run slow work at once: half of them rounded down, at least one
+/// (libuv rounds up, `(threads + 1) / 2`; rounding down keeps at least half the threads for
+/// ordinary work). With one thread, slow work can still hold it.
+pub(crate) fn slow_limit(threads: usize) -> usize {
+    (threads / 2).max(1)
+}
+
+struct Queued {
+    /// The job's slab key in the runtime (what `Message::Done` carries).
+    key: u64,
+    /// Unique per runtime: what [`Pool::cancel`] looks for.
+    seq: u64,
+    work: Work,
+}
+
 struct Jobs {
-    queue: VecDeque<(u64, Work)>,
+    queue: VecDeque<Queued>,
+    /// Slow work waiting (see the module docs).
+    slow: VecDeque<Queued>,
     running: usize,
+    slow_running: usize,
+    slow_limit: usize,
     /// Threads waiting on the condvar. A job is announced (a futex syscall) only when one is
     /// waiting: a busy thread checks the queue before it waits.
     idle: usize,
     shutdown: bool,
+}
+
+impl Jobs {
+    /// The oldest job that may start now, and whether it is slow.
+    fn next(&mut self) -> Option<(Queued, bool)> {
+        let slow_ok = self.slow_running < self.slow_limit;
+        let take_slow = match (self.queue.front(), self.slow.front()) {
+            (_, None) => false,
+            (None, Some(_)) => slow_ok,
+            (Some(ordinary), Some(slow)) => slow_ok && slow.seq < ordinary.seq,
+        };
+        if take_slow {
+            self.slow.pop_front().map(|job| (job, true))
+        } else {
+            self.queue.pop_front().map(|job| (job, false))
+        }
+    }
 }
 
 struct Shared {
@@ -46,7 +82,10 @@ impl Pool {
             shared: Arc::new(Shared {
                 jobs: Mutex::new(Jobs {
                     queue: VecDeque::new(),
+                    slow: VecDeque::new(),
                     running: 0,
+                    slow_running: 0,
+                    slow_limit: slow_limit(threads),
                     idle: 0,
                     shutdown: false,
                 }),
@@ -57,26 +96,34 @@ impl Pool {
         }
     }
 
-    /// Queues `work`; its output reaches `inbox` as `Message::Done(id, ..)`.
+    /// Queues `work` (in the slow queue if `slow`); its output reaches `inbox` as
+    /// `Message::Done(key, ..)`. `seq` identifies it for [`cancel`](Pool::cancel).
     ///
     /// # Errors
     ///
     /// The OS error if no pool thread could be started at all.
     pub(crate) fn submit<Rt: 'static>(
         &mut self,
-        id: u64,
+        key: u64,
+        seq: u64,
         work: Work,
+        slow: bool,
         inbox: &Arc<Inbox<Rt>>,
     ) -> std::io::Result<()> {
         let (queued, idle) = {
             let mut jobs = lock(&self.shared.jobs);
-            jobs.queue.push_back((id, work));
-            (jobs.queue.len() + jobs.running, jobs.idle)
+            let job = Queued { key, seq, work };
+            if slow {
+                jobs.slow.push_back(job);
+            } else {
+                jobs.queue.push_back(job);
+            }
+            (jobs.queue.len() + jobs.slow.len() + jobs.running, jobs.idle)
         };
         if self.spawned < self.threads && queued > self.spawned {
             if let Err(e) = self.spawn(inbox) {
                 if self.spawned == 0 {
-                    lock(&self.shared.jobs).queue.retain(|(job, _)| *job != id);
+                    drop(self.cancel(seq));
                     return Err(e);
                 }
                 log::warn!(
@@ -85,12 +132,26 @@ impl Pool {
                     self.spawned
                 );
                 self.threads = self.spawned;
+                lock(&self.shared.jobs).slow_limit = slow_limit(self.threads);
             }
         }
         if idle > 0 {
             self.shared.ready.notify_one();
         }
         Ok(())
+    }
+
+    /// Takes the job `seq` out of the queues if it has not started: its work, to drop outside
+    /// the lock, or `None` if it is running, done or unknown.
+    pub(crate) fn cancel(&self, seq: u64) -> Option<Work> {
+        let mut jobs = lock(&self.shared.jobs);
+        let jobs = &mut *jobs;
+        for queue in [&mut jobs.queue, &mut jobs.slow] {
+            if let Some(at) = queue.iter().position(|job| job.seq == seq) {
+                return queue.remove(at).map(|job| job.work);
+            }
+        }
+        None
     }
 
     fn spawn<Rt: 'static>(&mut self, inbox: &Arc<Inbox<Rt>>) -> std::io::Result<()> {
@@ -108,10 +169,10 @@ impl Pool {
         Ok(())
     }
 
-    /// (queued, running) jobs.
+    /// (queued, running) jobs, slow ones included.
     pub(crate) fn load(&self) -> (usize, usize) {
         let jobs = lock(&self.shared.jobs);
-        (jobs.queue.len(), jobs.running)
+        (jobs.queue.len() + jobs.slow.len(), jobs.running)
     }
 }
 
@@ -124,15 +185,18 @@ impl Drop for Pool {
 
 fn worker<Rt>(shared: &Shared, inbox: &Inbox<Rt>) {
     loop {
-        let (id, work) = {
+        let (job, slow) = {
             let mut jobs = lock(&shared.jobs);
             loop {
                 if jobs.shutdown {
                     return;
                 }
-                if let Some(job) = jobs.queue.pop_front() {
+                if let Some((job, slow)) = jobs.next() {
                     jobs.running += 1;
-                    break job;
+                    if slow {
+                        jobs.slow_running += 1;
+                    }
+                    break (job, slow);
                 }
                 jobs.idle += 1;
                 jobs = shared
@@ -142,136 +206,22 @@ fn worker<Rt>(shared: &Shared, inbox: &Inbox<Rt>) {
                 jobs.idle -= 1;
             }
         };
+        let Queued { key, work, .. } = job;
         let output: JobOutput = catch_unwind(AssertUnwindSafe(work));
-        lock(&shared.jobs).running -= 1;
+        let wake_another = {
+            let mut jobs = lock(&shared.jobs);
+            jobs.running -= 1;
+            if slow {
+                jobs.slow_running -= 1;
+            }
+            // A slow slot opened: an idle thread may start waiting slow work (this one may
+            // take an older ordinary job next).
+            slow && !jobs.slow.is_empty() && jobs.idle > 0
+        };
+        if wake_another {
+            shared.ready.notify_one();
+        }
         // A closed inbox means the runtime is gone: the result has nowhere to go.
-        let _ = inbox.push(Message::Done(id, output));
-    }
-}
-impl<R: Reactor + 'static> Runtime<R> {
-    /// Runs `work` on the thread pool and `callback` with its result on the loop thread.
-    ///
-    /// Jobs start in submission order. A job that panics gives its callback an error of
-    /// `ErrorKind::Other` with the panic message; the pool keeps its threads.
-    ///
-    /// ```
-    /// use portable_reactor::runtime::Runtime;
-    /// let mut rt = Runtime::new()?;
-    /// rt.spawn_blocking(|| (1..=10u64).product::<u64>(), |_, result| {
-    ///     assert_eq!(result.unwrap(), 3_628_800);
-    /// })?;
-    /// rt.spawn_blocking(|| -> u8 { panic!("boom") }, |_, result| {
-    ///     assert_eq!(result.unwrap_err().kind(), std::io::ErrorKind::Other);
-    /// })?;
-    /// rt.run()?;
-    /// # std::io::Result::Ok(())
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// The OS error if no pool thread could be started; the job is dropped unrun.
-    pub fn spawn_blocking<T: Send + 'static>(
-        &mut self,
-        work: impl FnOnce() -> T + Send + 'static,
-        callback: impl FnOnce(&mut Self, io::Result<T>) + 'static,
-    ) -> io::Result<()> {
-        let key = self
-            .jobs
-            .insert(Box::new(move |rt: &mut Self, output: JobOutput| {
-                let result = match output {
-                    Ok(value) => match value.downcast::<T>() {
-                        Ok(value) => Ok(*value),
-                        Err(_) => Err(io::Error::other("blocking job returned a value of another type")),
-                    },
-                    Err(panic) => Err(io::Error::other(format!(
-                        "blocking job panicked: {}",
-                        panic_message(&*panic)
-                    ))),
-                };
-                callback(rt, result);
-            }));
-        let work: Work = Box::new(move || Box::new(work()) as Box<dyn Any + Send>);
-        if let Err(e) = self.pool.submit(key as u64, work, &self.inbox) {
-            drop(self.jobs.remove(key));
-            return Err(e);
-        }
-        Ok(())
-    }
-
-    /// [`spawn_blocking`](Runtime::spawn_blocking) as a future, for tasks: resolves to the
-    /// job's value, or `ErrorKind::Other` if it panicked. The job keeps the loop alive until
-    /// its result is in; dropping the future does not cancel a job already started (its result
-    /// is dropped).
-    ///
-    /// ```
-    /// use portable_reactor::runtime::Runtime;
-    /// let mut rt = Runtime::new()?;
-    /// let job = rt.spawn_blocking_future(|| (1..=5u32).product::<u32>())?;
-    /// assert_eq!(rt.block_on(job)??, 120);
-    /// # std::io::Result::Ok(())
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// As for [`spawn_blocking`](Runtime::spawn_blocking).
-    pub fn spawn_blocking_future<T: Send + 'static>(
-        &mut self,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> io::Result<BlockingJob<T>> {
-        let slot: Rc<RefCell<JobSlot<T>>> = Rc::new(RefCell::new(JobSlot {
-            result: None,
-            waiter: None,
-        }));
-        let filled = slot.clone();
-        self.spawn_blocking(work, move |_, result| {
-            let waiter = {
-                let mut s = filled.borrow_mut();
-                s.result = Some(result);
-                s.waiter.take()
-            };
-            if let Some(waiter) = waiter {
-                waiter.wake();
-            }
-        })?;
-        Ok(BlockingJob { slot })
-    }
-}
-
-struct JobSlot<T> {
-    result: Option<io::Result<T>>,
-    waiter: Option<std::task::Waker>,
-}
-
-/// A pool job's result as a future, from [`Runtime::spawn_blocking_future`].
-#[must_use = "futures do nothing unless awaited"]
-pub struct BlockingJob<T> {
-    slot: Rc<RefCell<JobSlot<T>>>,
-}
-
-impl<T> std::future::Future for BlockingJob<T> {
-    type Output = io::Result<T>;
-
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<io::Result<T>> {
-        let mut s = self.slot.borrow_mut();
-        match s.result.take() {
-            Some(result) => std::task::Poll::Ready(result),
-            None => {
-                if !s.waiter.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    s.waiter = Some(cx.waker().clone());
-                }
-                std::task::Poll::Pending
-            }
-        }
-    }
-}
-
-impl<T> std::fmt::Debug for BlockingJob<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlockingJob")
-            .field("done", &self.slot.borrow().result.is_some())
-            .finish()
+        let _ = inbox.push(Message::Done(key, output));
     }
 }
