@@ -57,6 +57,7 @@
 
 pub mod aio;
 pub mod dns;
+pub mod stream;
 pub mod tcp;
 pub mod udp;
 
