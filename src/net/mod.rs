@@ -60,6 +60,8 @@ pub mod dns;
 pub mod stream;
 pub mod tcp;
 pub mod udp;
+#[cfg(unix)]
+pub mod unix;
 
 use std::io;
 
