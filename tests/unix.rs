@@ -362,7 +362,8 @@ fn abstract_namespace<R: Reactor + 'static>(mut rt: Runtime<R>, dir: &TempDir) {
         conn.write(rt, b"abstract").unwrap();
         conn.shutdown(rt).unwrap();
         // Read on, so the server's close is seen as EOF (and ends the connection).
-        conn.on_data(rt, |_, _, data| assert_eq!(data.unwrap(), b"")).unwrap();
+        conn.on_data(rt, |_, _, data| assert_eq!(data.unwrap(), b""))
+            .unwrap();
     })
     .unwrap();
     run_bounded(&mut rt, GUARD);

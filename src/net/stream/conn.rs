@@ -1,8 +1,10 @@
 //! A connection as its callbacks see it: [`Connection`], and its write queue.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 
+use super::done::{Closing, DoneCallback, OnClose};
 use super::event::{deliver, set_watch_interest};
 use super::{ConnOptions, Handle, Stream, NO_ID};
 use crate::runtime::Runtime;
@@ -42,6 +44,16 @@ pub struct Connection<S: Stream, R: Reactor + 'static> {
     pub(super) closed: bool,
     /// A readable event came while no data callback was set.
     pub(super) unread: bool,
+    /// Bytes the kernel has taken, since the connection began.
+    pub(super) written: u64,
+    /// Write callbacks, in order, each with the `written` count at which its bytes are out.
+    pub(super) write_callbacks: VecDeque<(u64, DoneCallback<S, R>)>,
+    /// The shutdown callback: it runs once FIN is sent (`write_shut`).
+    pub(super) shutdown_callback: Option<DoneCallback<S, R>>,
+    /// A close the user asked for that waits (for the FIN, or for the next event).
+    pub(super) closing: Option<Closing>,
+    /// The close callback of a close that waits.
+    pub(super) on_close: Option<OnClose<R>>,
 }
 
 impl<S: Stream, R: Reactor + 'static> fmt::Debug for Connection<S, R> {
@@ -75,6 +87,11 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
             eof: false,
             closed: false,
             unread: false,
+            written: 0,
+            write_callbacks: VecDeque::new(),
+            shutdown_callback: None,
+            closing: None,
+            on_close: None,
         }
     }
 
@@ -142,7 +159,7 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
     ///
     /// `ErrorKind::NotConnected` after close; the OS error of `shutdown(2)`.
     pub fn shutdown(&mut self) -> io::Result<()> {
-        if self.closed {
+        if self.is_closing() {
             return Err(closed_error());
         }
         if self.write_shut || self.shutdown_pending {
@@ -157,27 +174,51 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
         }
     }
 
-    /// Closes the connection at once, discarding queued bytes: no callback of it runs after
-    /// this. Closing twice does nothing.
+    /// Closes the connection: no data or drain callback of it runs after this, and writes fail
+    /// with `NotConnected`. Closing twice does nothing.
+    ///
+    /// - Normally it closes at once and discards the queued bytes: the callbacks of writes
+    ///   whose bytes the kernel has taken run with `Ok`, the others with
+    ///   `Err(ErrorKind::Interrupted)`, in order, then a pending shutdown callback with
+    ///   `Err(Interrupted)`.
+    /// - After [`shutdown`](Connection::shutdown) or
+    ///   [`shutdown_with`](Connection::shutdown_with) with bytes still queued (a FIN pending),
+    ///   it is a graceful close: reading stops, the queued bytes are still written and the FIN
+    ///   sent, the write and shutdown callbacks run with `Ok`, then the socket closes. The
+    ///   connection's deadline still bounds this; if the peer fails it or the deadline passes,
+    ///   the callbacks get that error.
     pub fn close(&mut self, rt: &mut Runtime<R>) {
-        if !self.closed {
-            self.closed = true;
-            let _ = rt.close(self.id);
-        }
+        self.close_or_linger(rt, None);
     }
 
     /// [`close`](Connection::close), then runs `on_close` in the loop's close phase, after the
     /// socket is closed. `on_close` does not run if the connection was closed already.
     pub fn close_with(&mut self, rt: &mut Runtime<R>, on_close: impl FnOnce(&mut Runtime<R>) + 'static) {
-        if !self.closed {
-            self.closed = true;
-            let _ = rt.close_with(self.id, on_close);
+        self.close_or_linger(rt, Some(Box::new(on_close)));
+    }
+
+    fn close_or_linger(&mut self, rt: &mut Runtime<R>, on_close: Option<OnClose<R>>) {
+        if self.is_closing() {
+            return;
         }
+        if self.shutdown_pending {
+            log::debug!("net: connection {} closes once its FIN is sent", self.id);
+            self.closing = Some(Closing::AfterFin);
+            self.on_close = on_close;
+            self.apply_interest(rt);
+        } else {
+            self.close_now(rt, on_close, io::ErrorKind::Interrupted);
+        }
+    }
+
+    /// Whether the connection is closed, or closing at the user's request.
+    pub(super) fn is_closing(&self) -> bool {
+        self.closed || self.closing.is_some()
     }
 
     /// Queues (or writes at once) `data`; the caller applies the interest.
     pub(super) fn queue_write(&mut self, data: &[u8]) -> io::Result<()> {
-        if self.closed {
+        if self.is_closing() {
             return Err(closed_error());
         }
         if self.write_shut || self.shutdown_pending {
@@ -202,7 +243,10 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
             while !rest.is_empty() {
                 match self.stream.write_some(rest) {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => rest = &rest[n..],
+                    Ok(n) => {
+                        self.written += n as u64;
+                        rest = &rest[n..];
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(e),
@@ -223,8 +267,11 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
 
     /// The interest the connection needs now (`None`: nothing to wait for).
     pub(super) fn wanted_interest(&self) -> Option<Interest> {
-        let read = !self.eof && !self.reading_paused;
-        match (read, self.queued_bytes() > 0) {
+        let read = !self.eof && !self.reading_paused && self.closing.is_none();
+        // Callbacks that are due keep the watch live, so the event that runs them is dispatched.
+        let write =
+            self.queued_bytes() > 0 || self.has_due_callbacks() || self.closing == Some(Closing::NextEvent);
+        match (read, write) {
             (true, true) => Some(Interest::BOTH),
             (true, false) => Some(Interest::READABLE),
             (false, true) => Some(Interest::WRITABLE),
@@ -271,7 +318,10 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
                     self.fail(rt, io::ErrorKind::WriteZero.into());
                     return;
                 }
-                Ok(n) => self.head += n,
+                Ok(n) => {
+                    self.head += n;
+                    self.written += n as u64;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -290,7 +340,7 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
                 return;
             }
         }
-        if std::mem::take(&mut self.want_drain) {
+        if std::mem::take(&mut self.want_drain) && self.closing.is_none() {
             if let Some(mut callback) = self.on_drain.take() {
                 callback(rt, self);
                 if self.on_drain.is_none() {
@@ -300,14 +350,17 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
         }
     }
 
-    /// Delivers `error` to the data callback and closes.
+    /// Delivers `error` to the data callback (unless the user closed the connection), then
+    /// closes: pending write and shutdown callbacks get an error of the same kind.
     pub(super) fn fail(&mut self, rt: &mut Runtime<R>, error: io::Error) {
         if self.closed {
             return;
         }
         log::debug!("net: connection {} failed: {error}", self.id);
+        let kind = error.kind();
         deliver(rt, self, Err(error));
-        self.close(rt);
+        let on_close = self.on_close.take();
+        self.close_now(rt, on_close, kind);
     }
 }
 

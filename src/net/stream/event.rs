@@ -2,6 +2,7 @@
 
 use std::io;
 
+use super::done::Closing;
 use super::{Connection, Stream, StreamState, READS_PER_EVENT};
 use crate::runtime::Runtime;
 use crate::{Event, EventId, Interest, Reactor};
@@ -12,6 +13,10 @@ pub(super) fn deliver<S: Stream, R: Reactor + 'static>(
     conn: &mut Connection<S, R>,
     data: io::Result<&[u8]>,
 ) {
+    if conn.closing.is_some() {
+        // The user closed the connection: no data callback runs after that.
+        return;
+    }
     let Some(mut callback) = conn.on_data.take() else {
         if let Err(e) = data {
             log::debug!("net: connection {} ended with no data callback: {e}", conn.id);
@@ -38,9 +43,15 @@ pub(super) fn conn_event<S: Stream, R: Reactor + 'static>(
         Err(e) => {
             // The runtime ended the watch (deadline, or re-arming failed): it is gone.
             if !conn.closed {
-                conn.closed = true;
                 log::debug!("net: connection {id} ended: {e}");
+                conn.run_due_callbacks(rt);
+                conn.closed = true;
+                let kind = e.kind();
                 deliver(rt, conn, Err(e));
+                conn.cancel_callbacks(rt, kind);
+                if let Some(on_close) = conn.on_close.take() {
+                    rt.set_immediate(on_close);
+                }
             }
             return;
         }
@@ -48,11 +59,16 @@ pub(super) fn conn_event<S: Stream, R: Reactor + 'static>(
     if conn.closed {
         return;
     }
+    if conn.closing == Some(Closing::NextEvent) {
+        let on_close = conn.on_close.take();
+        conn.close_now(rt, on_close, io::ErrorKind::Interrupted);
+        return;
+    }
     if conn.queued_bytes() > 0 {
         conn.flush(rt);
     }
     let readable = event.is_readable() || event.is_error() || event.is_read_closed();
-    if readable && !conn.closed && !conn.eof {
+    if readable && !conn.is_closing() && !conn.eof {
         read_ready(rt, state);
     }
     settle(rt, &mut state.conn);
@@ -74,7 +90,7 @@ fn read_ready<S: Stream, R: Reactor + 'static>(rt: &mut Runtime<R>, state: &mut 
         return;
     }
     for _ in 0..READS_PER_EVENT {
-        if conn.closed || conn.eof || conn.reading_paused {
+        if conn.is_closing() || conn.eof || conn.reading_paused {
             return;
         }
         if conn.on_data.is_none() {
@@ -127,9 +143,22 @@ fn settle<S: Stream, R: Reactor + 'static>(rt: &mut Runtime<R>, conn: &mut Conne
     if conn.closed {
         return;
     }
+    if conn.has_due_callbacks() {
+        conn.run_due_callbacks(rt);
+        if conn.closed {
+            return;
+        }
+    }
+    if conn.closing == Some(Closing::AfterFin) && conn.write_shut {
+        log::debug!("net: connection {} closed after its FIN", conn.id);
+        let on_close = conn.on_close.take();
+        conn.close_now(rt, on_close, io::ErrorKind::Interrupted);
+        return;
+    }
     if conn.eof && conn.queued_bytes() == 0 && (!conn.allow_half_open || conn.write_shut) {
         log::debug!("net: connection {} closed after EOF", conn.id);
-        conn.close(rt);
+        let on_close = conn.on_close.take();
+        conn.close_now(rt, on_close, io::ErrorKind::Interrupted);
         return;
     }
     conn.apply_interest(rt);

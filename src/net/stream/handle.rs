@@ -5,6 +5,7 @@ use std::hash::{Hash, Hasher};
 use std::io;
 use std::marker::PhantomData;
 
+use super::done::{Closing, OnClose};
 use super::event::set_watch_interest;
 use super::{Connection, Stream, StreamState};
 use crate::net::not_reachable;
@@ -121,13 +122,63 @@ impl<S: Stream> Handle<S> {
     /// As for [`Connection::write`]; `ErrorKind::NotFound` if the connection is closed or
     /// running its own callback.
     pub fn write<R: Reactor + 'static>(self, rt: &mut Runtime<R>, data: &[u8]) -> io::Result<()> {
-        let (old, wanted) = self.with(rt, |conn| -> io::Result<_> {
-            conn.queue_write(data)?;
+        self.update(rt, |conn| conn.queue_write(data))
+    }
+
+    /// [`Connection::write_with`]: `callback` runs once, from the loop, with `Ok` when the
+    /// kernel has taken every byte of `data`, or the error that ended the connection first
+    /// (`Interrupted` if it was closed with them still queued).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Connection::write`] (then `callback` is dropped unrun); `ErrorKind::NotFound`
+    /// if the connection is closed or running its own callback.
+    pub fn write_with<R: Reactor + 'static>(
+        self,
+        rt: &mut Runtime<R>,
+        data: &[u8],
+        callback: impl FnOnce(&mut Runtime<R>, &mut Connection<S, R>, io::Result<()>) + 'static,
+    ) -> io::Result<()> {
+        let callback = Box::new(callback);
+        self.update(rt, |conn| conn.queue_write_with(data, callback))
+    }
+
+    /// [`Connection::shutdown_with`]: `callback` runs once, from the loop, with `Ok` after the
+    /// queued bytes are written and the FIN sent (a close right after this waits for that), or
+    /// the error that ended the connection first.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Connection::shutdown_with`]; `ErrorKind::NotFound` if the connection is closed
+    /// or running its own callback.
+    pub fn shutdown_with<R: Reactor + 'static>(
+        self,
+        rt: &mut Runtime<R>,
+        callback: impl FnOnce(&mut Runtime<R>, &mut Connection<S, R>, io::Result<()>) + 'static,
+    ) -> io::Result<()> {
+        let callback = Box::new(callback);
+        self.update(rt, |conn| conn.queue_shutdown_with(callback))
+    }
+
+    /// Runs `f` on the connection, then gives its watch the interest it needs now, and feeds
+    /// it an event if callbacks came due (they run from the loop, in the connection's event).
+    fn update<R: Reactor + 'static, T>(
+        self,
+        rt: &mut Runtime<R>,
+        f: impl FnOnce(&mut Connection<S, R>) -> io::Result<T>,
+    ) -> io::Result<T> {
+        let (value, old, wanted, due) = self.with(rt, |conn| -> io::Result<_> {
+            let value = f(conn)?;
             let old = conn.interest;
             conn.interest = conn.wanted_interest();
-            Ok((old, conn.interest))
+            let due = conn.has_due_callbacks() || conn.closing == Some(Closing::NextEvent);
+            Ok((value, old, conn.interest, due))
         })??;
-        set_watch_interest(rt, self.id, old, wanted)
+        set_watch_interest(rt, self.id, old, wanted)?;
+        if due {
+            rt.wake_watch(self.id)?;
+        }
+        Ok(value)
     }
 
     /// [`Connection::pause_reading`].
@@ -149,13 +200,10 @@ impl<S: Stream> Handle<S> {
     }
 
     fn set_reading_paused<R: Reactor + 'static>(self, rt: &mut Runtime<R>, paused: bool) -> io::Result<()> {
-        let (old, wanted) = self.with(rt, |conn| {
+        self.update(rt, |conn| {
             conn.reading_paused = paused;
-            let old = conn.interest;
-            conn.interest = conn.wanted_interest();
-            (old, conn.interest)
-        })?;
-        set_watch_interest(rt, self.id, old, wanted)
+            Ok(())
+        })
     }
 
     /// [`Connection::shutdown`].
@@ -168,16 +216,20 @@ impl<S: Stream> Handle<S> {
         self.with(rt, |conn| conn.shutdown())?
     }
 
-    /// Closes the connection at once, discarding queued bytes.
+    /// [`Connection::close`]: closes the connection, at once unless a FIN is pending (then
+    /// gracefully) or write/shutdown callbacks are pending: then the socket closes in the
+    /// connection's next event (the pending phase of the next iteration), where those callbacks
+    /// run (`Ok` for bytes the kernel took, `Err(Interrupted)` for the rest). Either way no
+    /// data callback runs after this and writes fail.
     ///
     /// # Errors
     ///
     /// `ErrorKind::NotFound` if it is closed already.
     pub fn close<R: Reactor + 'static>(self, rt: &mut Runtime<R>) -> io::Result<()> {
-        rt.close(self.id)
+        self.close_inner(rt, None)
     }
 
-    /// Closes the connection at once and runs `on_close` in the loop's close phase, after the
+    /// [`close`](Handle::close), and runs `on_close` in the loop's close phase, after the
     /// socket is closed.
     ///
     /// # Errors
@@ -188,7 +240,39 @@ impl<S: Stream> Handle<S> {
         rt: &mut Runtime<R>,
         on_close: impl FnOnce(&mut Runtime<R>) + 'static,
     ) -> io::Result<()> {
-        rt.close_with(self.id, on_close)
+        self.close_inner(rt, Some(Box::new(on_close)))
+    }
+
+    fn close_inner<R: Reactor + 'static>(
+        self,
+        rt: &mut Runtime<R>,
+        mut on_close: Option<OnClose<R>>,
+    ) -> io::Result<()> {
+        let waits = rt.source_mut::<StreamState<S, R>>(self.id).map(|state| {
+            let conn = &mut state.conn;
+            if conn.is_closing() {
+                return true; // closing already: nothing more to do
+            }
+            let pending = !conn.write_callbacks.is_empty() || conn.shutdown_callback.is_some();
+            if conn.shutdown_pending {
+                conn.closing = Some(Closing::AfterFin);
+            } else if pending {
+                conn.closing = Some(Closing::NextEvent);
+            } else {
+                return false;
+            }
+            conn.on_close = on_close.take();
+            true
+        });
+        match waits {
+            Some(true) => self.update(rt, |_| Ok(())),
+            // Not reachable (closed, or running its own callback, where the runtime closes it
+            // after the callback) or nothing to wait for: close the watch now.
+            _ => match on_close {
+                Some(on_close) => rt.close_with(self.id, on_close),
+                None => rt.close(self.id),
+            },
+        }
     }
 
     /// Bytes queued for the kernel.

@@ -16,6 +16,7 @@
 
 mod conn;
 mod connect;
+mod done;
 mod event;
 mod handle;
 mod listener;
