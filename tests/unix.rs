@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
-use portable_reactor::net::unix::{self, ConnOptions, ConnectOptions, ListenOptions, Listener};
+use portable_reactor::net::unix::{
+    self, ConnOptions, ConnectOptions, DatagramOptions, ListenOptions, Listener,
+};
 use portable_reactor::runtime::{Builder, Runtime, WatchOptions};
 use portable_reactor::{MioReactor, PollingReactor, Reactor};
 
@@ -371,6 +373,115 @@ fn abstract_namespace<R: Reactor + 'static>(mut rt: Runtime<R>, dir: &TempDir) {
     assert_eq!(std::fs::read_dir(&dir.0).unwrap().count(), 0, "no file");
 }
 
+/// Datagram sockets on paths: `send_to` and the receive callback with the sender's address,
+/// `connect` + `send`, the error kinds (as `udp`'s: never `Uncategorized`), and the socket file
+/// removed on close.
+fn datagrams<R: Reactor + 'static>(mut rt: Runtime<R>, dir: &TempDir) {
+    let (server_path, client_path) = (dir.path("server.sock"), dir.path("client.sock"));
+    let opts = DatagramOptions::new().watch(WatchOptions::new().no_timeout());
+    let server = unix::bind_datagram(&mut rt, &server_path, opts, |_, socket, msg| {
+        let (data, from) = msg.expect("datagram");
+        let reply = [b"echo ".as_slice(), data].concat();
+        socket
+            .send_to(&reply, from.as_pathname().expect("a bound client"))
+            .unwrap();
+    })
+    .expect("bind server");
+    let got = Rc::new(RefCell::new(Vec::<(Vec<u8>, Option<PathBuf>)>::new()));
+    let log = got.clone();
+    let client = unix::bind_datagram(
+        &mut rt,
+        &client_path,
+        DatagramOptions::new(),
+        move |rt, _, msg| {
+            let (data, from) = msg.expect("reply");
+            log.borrow_mut()
+                .push((data.to_vec(), from.as_pathname().map(Path::to_owned)));
+            if log.borrow().len() == 2 {
+                rt.stop();
+            }
+        },
+    )
+    .expect("bind client");
+    assert_eq!(
+        client.local_addr(&mut rt).unwrap().as_pathname(),
+        Some(client_path.as_path())
+    );
+    let kind = |r: io::Result<usize>| r.unwrap_err().kind();
+    assert_eq!(
+        kind(client.send(&mut rt, b"nowhere")),
+        io::ErrorKind::NotConnected
+    );
+    assert_eq!(
+        kind(client.send_to(&mut rt, b"x", dir.path("missing.sock"))),
+        io::ErrorKind::NotFound
+    );
+    let long = dir.path(&"y".repeat(200));
+    assert_eq!(
+        kind(client.send_to(&mut rt, b"x", &long)),
+        io::ErrorKind::InvalidInput
+    );
+    let huge = vec![0u8; 4 * 1024 * 1024];
+    assert_eq!(
+        kind(client.send_to(&mut rt, &huge, &server_path)),
+        io::ErrorKind::InvalidInput
+    );
+    let stale = dir.path("stale.sock");
+    drop(std::os::unix::net::UnixDatagram::bind(&stale).unwrap());
+    assert_eq!(
+        kind(client.send_to(&mut rt, b"x", &stale)),
+        io::ErrorKind::ConnectionRefused
+    );
+    let bind_kind = |rt: &mut Runtime<R>, path: &Path, opts: DatagramOptions| {
+        unix::bind_datagram(rt, path, opts, |_, _, _| {})
+            .unwrap_err()
+            .kind()
+    };
+    assert_eq!(
+        bind_kind(&mut rt, &long, DatagramOptions::new()),
+        io::ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        bind_kind(&mut rt, &dir.path("no/dir.sock"), DatagramOptions::new()),
+        io::ErrorKind::NotFound
+    );
+    assert_eq!(
+        bind_kind(&mut rt, &stale, DatagramOptions::new()),
+        io::ErrorKind::AddrInUse
+    );
+    assert_eq!(
+        bind_kind(&mut rt, &server_path, DatagramOptions::new().remove_stale(true)),
+        io::ErrorKind::AddrInUse,
+        "a bound socket is never taken over"
+    );
+    let revived = unix::bind_datagram(
+        &mut rt,
+        &stale,
+        DatagramOptions::new().remove_stale(true),
+        |_, _, _| {},
+    )
+    .expect("remove_stale replaced the dead socket");
+    revived.close(&mut rt).unwrap();
+
+    assert_eq!(client.send_to(&mut rt, b"one", &server_path).unwrap(), 3);
+    client.connect(&mut rt, &server_path).unwrap();
+    assert_eq!(client.send(&mut rt, b"two").unwrap(), 3);
+    run_bounded(&mut rt, GUARD);
+    let from = Some(server_path.clone());
+    assert_eq!(
+        *got.borrow(),
+        [(b"echo one".to_vec(), from.clone()), (b"echo two".to_vec(), from)]
+    );
+    server.close(&mut rt).unwrap();
+    client.close(&mut rt).unwrap();
+    run_bounded(&mut rt, GUARD);
+    assert_eq!(rt.stats().registered, 0);
+    assert!(
+        !server_path.exists() && !client_path.exists() && !stale.exists(),
+        "files removed on close"
+    );
+}
+
 macro_rules! unix_tests {
     ($($backend:ident => $make:expr;)*) => {$(
         mod $backend {
@@ -405,6 +516,11 @@ macro_rules! unix_tests {
             #[test]
             fn errors_and_stale_files() {
                 run("errors", super::errors_and_stale_files);
+            }
+
+            #[test]
+            fn datagrams() {
+                run("dgram", super::datagrams);
             }
 
             #[cfg(target_os = "linux")]

@@ -1,7 +1,7 @@
 //! Unix-domain sockets on the runtime (Unix only): stream [`listen`] / [`connect`] with the same
 //! connection API as [`tcp`](crate::net::tcp) (data callback, queued writes with the bound,
 //! write and shutdown callbacks, pause/resume reading, half-open, deadlines), and datagram
-//! sockets (to come) like [`udp`](crate::net::udp).
+//! sockets ([`bind_datagram`]) like [`udp`](crate::net::udp).
 //!
 //! A connection here is the same [`Connection`](crate::net::stream::Connection) as a
 //! TCP connection, over a `std::os::unix::net::UnixStream`: everything the
@@ -68,8 +68,10 @@
 //! ```
 
 mod conn;
+mod datagram;
 
 pub use crate::net::stream::{ConnOptions, ConnectOptions, ListenerStats};
+pub use datagram::{bind_datagram, Datagram, DatagramOptions, DatagramState, DEFAULT_DATAGRAM_BUFFER};
 
 use std::io;
 use std::os::unix::fs::FileTypeExt;
