@@ -1,5 +1,5 @@
 //! The datagram machinery shared by [`udp`](crate::net::udp) and, on Unix,
-//! [`unix`](crate::net::unix)'s datagram sockets: a socket watch that receives into one
+//! `unix`'s datagram sockets: a socket watch that receives into one
 //! buffer and hands each datagram to a callback.
 
 use std::fmt;

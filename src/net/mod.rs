@@ -3,8 +3,13 @@
 //! - [`tcp`]: listen and accept (with back-off on `EMFILE`/`ENFILE`), connect with a deadline,
 //!   a persistent data callback fed from a per-connection buffer, queued writes with a bound and
 //!   a drain callback, shutdown, close, `TCP_NODELAY`, addresses.
+//!   Per-write completion callbacks and a shutdown callback.
 //! - [`udp`]: bind, `send_to`, a receive callback, connect.
+//! - `unix` (Unix only): Unix-domain stream sockets with the same connection API as TCP, and
+//!   Unix datagram sockets.
 //! - [`dns`]: host name resolution on the runtime's thread pool, with a deadline.
+//! - [`stream`] and [`datagram`]: the machinery the socket types share (one connection
+//!   implementation generic over the stream type, one receive loop for datagram sockets).
 //!
 //! Everything here is built on the runtime's public API only: every socket is a watch (so it is
 //! registered through the [`Reactor`](crate::Reactor) trait and nothing else), and every wait

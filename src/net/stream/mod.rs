@@ -1,5 +1,5 @@
 //! The connection machinery shared by [`tcp`](crate::net::tcp) and, on Unix,
-//! [`unix`](crate::net::unix): one implementation of a stream connection on the runtime,
+//! `unix`: one implementation of a stream connection on the runtime,
 //! generic over the socket type ([`Stream`]).
 //!
 //! - [`Connection`]: a connection as its own callbacks see it (the context): data callback,

@@ -17,6 +17,11 @@
 //!   writable, and the [`on_drain`](TcpConn::on_drain) callback runs when the kernel has taken
 //!   everything queued. At most [`ConnOptions::max_queued_bytes`] may wait: a write that would
 //!   exceed it is refused whole with `ErrorKind::QuotaExceeded`.
+//! - **Write callbacks**: [`write_with`](TcpConn::write_with) is `write` with a callback that
+//!   runs exactly once, from the loop, in write order (libuv's `uv_write` callback): `Ok` once
+//!   the kernel has taken the bytes, `Err(Interrupted)` if the connection was closed with them
+//!   still queued, or the connection's error (`TimedOut`, `ConnectionReset`, ...). A plain
+//!   `write` allocates nothing per call; `write_with` only boxes its callback.
 //! - **Backpressure**: [`pause_reading`](TcpConn::pause_reading) stops reading (the peer's
 //!   data waits in the kernel and TCP flow control slows the peer), and
 //!   [`resume_reading`](TcpConn::resume_reading) delivers what came meanwhile. With nothing to
@@ -26,8 +31,15 @@
 //! - **End**: after EOF the connection closes itself once its queued writes are flushed (Node's
 //!   `allowHalfOpen: false`), or, with [`ConnOptions::allow_half_open`], stays open for writing
 //!   until it is closed or shut down. [`shutdown`](TcpConn::shutdown) sends FIN after the queue
-//!   is flushed and keeps reading; [`close`](TcpConn::close) closes at once and discards what is
-//!   queued.
+//!   is flushed and keeps reading; [`shutdown_with`](TcpConn::shutdown_with) also runs a
+//!   callback once the FIN is sent. [`close`](TcpConn::close) closes at once and discards what
+//!   is queued, except after a shutdown whose FIN is still pending: then it waits for the
+//!   queued bytes and the FIN (within the connection's deadline) and closes after them.
+//!
+//! The connection types are the generic ones of [`net::stream`](crate::net::stream), over
+//! `TcpStream`: [`TcpConn<R>`](TcpConn) is `Connection<TcpStream, R>` and [`Conn`] is
+//! `Handle<TcpStream>`; Unix-domain connections (`net::unix`, Unix only) are the same
+//! code over `UnixStream`.
 //!
 //! Set the data callback from the connection callback ([`listen`]'s or [`connect`]'s): until
 //! one is set the connection does not read (data waits in the kernel; a level-triggered backend

@@ -27,11 +27,15 @@
 //!
 //! # Windows
 //!
-//! Windows 10 has `AF_UNIX` stream sockets, but this module is Unix-only: mio (behind
-//! [`MioReactor`](crate::MioReactor)) registers only its own socket types on Windows and has
-//! no `AF_UNIX` type there, and std has no `UnixStream` on Windows; the runtime's backends work
-//! through the `Reactor` trait with one source type per OS, so a socket one backend cannot poll
-//! cannot be offered. Use TCP on `127.0.0.1` (or a named pipe through your own reactor) there.
+//! Windows 10 (1803+) has `AF_UNIX` stream sockets, and both backends poll sockets there
+//! through AFD, which is reported to work for them too (mio issue #1609, wepoll issue #3). This
+//! module is still Unix-only, for three reasons: std has no `UnixStream`/`UnixListener` on
+//! Windows yet (unstable), and this module's connections are std sockets; mio has not taken
+//! Windows `AF_UNIX` support (PRs #1610, #1914 and #1955 were closed, waiting for std's types)
+//! and the one working prototype (mio #1609) needed a re-registration between events, a quirk
+//! our edge-triggered paths would have to handle; and it could not be tested here: Wine, our
+//! Windows test bed, refuses `socket(AF_UNIX, SOCK_STREAM)` with `WSAEAFNOSUPPORT` (10047).
+//! On Windows use TCP on `127.0.0.1` (or a named pipe through your own reactor).
 //!
 //! # Example
 //!
