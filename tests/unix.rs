@@ -482,6 +482,86 @@ fn datagrams<R: Reactor + 'static>(mut rt: Runtime<R>, dir: &TempDir) {
     );
 }
 
+/// The listener's `EMFILE` back-off (the same code as TCP's): clients wait in the backlog
+/// while descriptors are used up, the listener pauses instead of spinning, and accepts them
+/// once descriptors are free. Runs in a child process, whose descriptor limit it lowers.
+fn emfile_recovery<R: Reactor + 'static>(mut rt: Runtime<R>, dir: &TempDir, test_name: &str) {
+    const CHILD_ENV: &str = "PORTABLE_REACTOR_UNIX_EMFILE_CHILD";
+    const CLIENTS: usize = 3;
+    if std::env::var_os(CHILD_ENV).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, "1")
+            .env("RUST_LOG", "portable_reactor::net=warn")
+            .output()
+            .expect("spawn the child test");
+        let text = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "child failed:\n{text}");
+        assert!(
+            text.contains("emfile-child-ok"),
+            "child did not run the body:\n{text}"
+        );
+        assert!(
+            text.contains("pausing the listener"),
+            "no warning logged:\n{text}"
+        );
+        return;
+    }
+    let path = dir.path("emfile.sock");
+    let accepted = Rc::new(Cell::new(0usize));
+    let slot: ListenerSlot = Rc::default();
+    let (count, stop) = (accepted.clone(), slot.clone());
+    let listener = unix::listen(&mut rt, &path, ListenOptions::new(), move |rt, conn| {
+        conn.expect("accept after recovery").close(rt).unwrap();
+        count.set(count.get() + 1);
+        if count.get() == CLIENTS {
+            close_listener(rt, &stop);
+        }
+    })
+    .expect("listen");
+    let clients: Vec<UnixStream> = (0..CLIENTS)
+        .map(|_| UnixStream::connect(&path).unwrap())
+        .collect();
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable rlimit.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
+    limit.rlim_cur = limit.rlim_cur.min(256);
+    // SAFETY: `limit` is a valid rlimit whose soft limit does not exceed the hard one.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+    let fillers = Rc::new(RefCell::new(Vec::new()));
+    loop {
+        match std::fs::File::open("/dev/null") {
+            Ok(f) => fillers.borrow_mut().push(f),
+            Err(e) if e.raw_os_error() == Some(libc::EMFILE) => break,
+            Err(e) => panic!("filling descriptors: {e}"),
+        }
+        assert!(fillers.borrow().len() < 1024, "never reached EMFILE");
+    }
+    let starved = Rc::new(Cell::new((0u64, 0u64)));
+    let (free, at, handle) = (fillers.clone(), starved.clone(), listener.clone());
+    rt.set_timeout(Duration::from_millis(300), move |rt| {
+        at.set((rt.stats().ticks, handle.stats().accept_calls));
+        free.borrow_mut().clear();
+    });
+    *slot.borrow_mut() = Some(listener.clone());
+    run_bounded(&mut rt, GUARD);
+    let stats = listener.stats();
+    let (ticks, calls) = starved.get();
+    assert_eq!(accepted.get(), CLIENTS, "all pending connections accepted");
+    assert!(stats.exhausted >= 1, "accept never hit EMFILE: {stats:?}");
+    assert!(calls <= 12, "{calls} accept calls while starved: spinning");
+    assert!(ticks <= 40, "{ticks} loop iterations while starved: spinning");
+    drop(clients);
+    println!("emfile-child-ok");
+}
+
 macro_rules! unix_tests {
     ($($backend:ident => $make:expr;)*) => {$(
         mod $backend {
@@ -516,6 +596,12 @@ macro_rules! unix_tests {
             #[test]
             fn errors_and_stale_files() {
                 run("errors", super::errors_and_stale_files);
+            }
+
+            #[test]
+            fn emfile_recovery() {
+                let name = concat!(stringify!($backend), "::emfile_recovery");
+                run("emfile", |rt, dir| super::emfile_recovery(rt, dir, name));
             }
 
             #[test]
