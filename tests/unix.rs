@@ -562,6 +562,69 @@ fn emfile_recovery<R: Reactor + 'static>(mut rt: Runtime<R>, dir: &TempDir, test
     println!("emfile-child-ok");
 }
 
+/// Write and shutdown callbacks on a Unix connection (the same code as TCP's): many writes
+/// larger than the socket buffer, `shutdown_with`, `close` at once; the peer, reading only
+/// after that, still gets every byte then EOF, and every callback ran once, in order, with `Ok`.
+fn write_callbacks<R: Reactor + 'static>(mut rt: Runtime<R>, dir: &TempDir) {
+    const N: usize = 256;
+    const SIZE: usize = 16 * 1024;
+    let path = dir.path("callbacks.sock");
+    let slot: ListenerSlot = Rc::default();
+    let stop = slot.clone();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let order = Rc::new(RefCell::new(Vec::<String>::new()));
+    let log = order.clone();
+    let opts = ListenOptions::new().conn(ConnOptions::new().max_queued_bytes(N * SIZE));
+    let listener = unix::listen(&mut rt, &path, opts, move |rt, conn| {
+        close_listener(rt, &stop);
+        let conn = conn.expect("accept");
+        let chunk = vec![5u8; SIZE];
+        for i in 0..N {
+            let log = log.clone();
+            conn.write_with(rt, &chunk, move |_, _, done| {
+                log.borrow_mut().push(match done {
+                    Ok(()) => format!("w{i}"),
+                    Err(e) => format!("w{i}: {e}"),
+                })
+            })
+            .expect("write_with");
+        }
+        assert!(
+            conn.queued_bytes(rt).unwrap() > 0,
+            "the writes could not flush at once"
+        );
+        let log = log.clone();
+        conn.shutdown_with(rt, move |_, _, done| {
+            done.expect("shut down");
+            log.borrow_mut().push("fin".into());
+        })
+        .unwrap();
+        conn.close(rt).unwrap();
+        go_tx.send(()).unwrap();
+    })
+    .expect("listen");
+    *slot.borrow_mut() = Some(listener);
+    let reader = std::thread::spawn(move || -> io::Result<usize> {
+        let mut client = UnixStream::connect(&path)?;
+        client.set_read_timeout(Some(GUARD))?;
+        go_rx
+            .recv_timeout(GUARD)
+            .map_err(|e| io::Error::new(io::ErrorKind::TimedOut, e))?;
+        let mut got = Vec::new();
+        client.read_to_end(&mut got)?;
+        Ok(got.len())
+    });
+    run_bounded(&mut rt, GUARD);
+    assert_eq!(
+        reader.join().unwrap().expect("reader"),
+        N * SIZE,
+        "every byte, then EOF"
+    );
+    let expected: Vec<String> = (0..N).map(|i| format!("w{i}")).chain(["fin".into()]).collect();
+    assert_eq!(*order.borrow(), expected);
+    assert_eq!(rt.stats().registered, 0);
+}
+
 macro_rules! unix_tests {
     ($($backend:ident => $make:expr;)*) => {$(
         mod $backend {
@@ -602,6 +665,11 @@ macro_rules! unix_tests {
             fn emfile_recovery() {
                 let name = concat!(stringify!($backend), "::emfile_recovery");
                 run("emfile", |rt, dir| super::emfile_recovery(rt, dir, name));
+            }
+
+            #[test]
+            fn write_callbacks() {
+                run("callbacks", super::write_callbacks);
             }
 
             #[test]
