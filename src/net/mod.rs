@@ -3,8 +3,13 @@
 //! - [`tcp`]: listen and accept (with back-off on `EMFILE`/`ENFILE`), connect with a deadline,
 //!   a persistent data callback fed from a per-connection buffer, queued writes with a bound and
 //!   a drain callback, shutdown, close, `TCP_NODELAY`, addresses.
+//!   Per-write completion callbacks and a shutdown callback.
 //! - [`udp`]: bind, `send_to`, a receive callback, connect.
+//! - `unix` (Unix only): Unix-domain stream sockets with the same connection API as TCP, and
+//!   Unix datagram sockets.
 //! - [`dns`]: host name resolution on the runtime's thread pool, with a deadline.
+//! - [`stream`] and [`datagram`]: the machinery the socket types share (one connection
+//!   implementation generic over the stream type, one receive loop for datagram sockets).
 //!
 //! Everything here is built on the runtime's public API only: every socket is a watch (so it is
 //! registered through the [`Reactor`](crate::Reactor) trait and nothing else), and every wait
@@ -56,9 +61,13 @@
 //! ```
 
 pub mod aio;
+pub mod datagram;
 pub mod dns;
+pub mod stream;
 pub mod tcp;
 pub mod udp;
+#[cfg(unix)]
+pub mod unix;
 
 use std::io;
 
@@ -147,23 +156,3 @@ pub(crate) fn is_resource_exhaustion(e: &io::Error) -> bool {
     const CODES: [i32; 2] = [10024, 10055];
     e.raw_os_error().is_some_and(|code| CODES.contains(&code))
 }
-
-/// Implements the platform's "borrow the handle" trait (so [`AsSource`](crate::AsSource)) for a
-/// watch source by delegating to one of its fields.
-macro_rules! delegate_source {
-    ($ty:ident $(<$g:ident: $bound:path>)?, $($field:tt)+) => {
-        #[cfg(unix)]
-        impl$(<$g: $bound + 'static>)? std::os::fd::AsFd for $ty$(<$g>)? {
-            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-                self.$($field)+.as_fd()
-            }
-        }
-        #[cfg(windows)]
-        impl$(<$g: $bound + 'static>)? std::os::windows::io::AsSocket for $ty$(<$g>)? {
-            fn as_socket(&self) -> std::os::windows::io::BorrowedSocket<'_> {
-                self.$($field)+.as_socket()
-            }
-        }
-    };
-}
-pub(crate) use delegate_source;

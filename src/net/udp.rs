@@ -8,21 +8,19 @@
 //! `ConnectionRefused` / `ConnectionReset` after an ICMP port unreachable) are passed to the
 //! callback and the socket stays open; only the watch's deadline (`TimedOut`) ends it.
 
-use std::fmt;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 
-use super::{alloc_buffer, check_buffer, delegate_source, normalize_socket_error, not_reachable};
+use super::datagram::{self, check_options, send_error, watch_datagram, with_socket};
+use super::normalize_socket_error;
 use crate::runtime::{Runtime, WatchOptions};
-use crate::{Event, EventId, Interest, Reactor};
+use crate::{EventId, Reactor};
 
 /// The default size of a UDP socket's receive buffer: the largest UDP payload.
 pub const DEFAULT_RECV_BUFFER: usize = 65_535;
 
-/// Datagrams received per event before the socket yields to other watches.
-const RECVS_PER_EVENT: usize = 32;
-
-type MessageCallback<R> = Box<dyn FnMut(&mut Runtime<R>, &UdpSocket, io::Result<(&[u8], SocketAddr)>)>;
+/// A UDP socket's watch source.
+pub type UdpState<R> = datagram::DatagramState<UdpSocket, R>;
 
 /// Options of [`bind`].
 ///
@@ -69,31 +67,6 @@ impl UdpOptions {
     }
 }
 
-/// A UDP socket's watch source.
-pub struct UdpState<R: Reactor + 'static> {
-    socket: UdpSocket,
-    buf: Box<[u8]>,
-    on_message: MessageCallback<R>,
-}
-
-delegate_source!(UdpState<R: Reactor>, socket);
-
-impl<R: Reactor + 'static> UdpState<R> {
-    /// The socket.
-    pub fn socket(&self) -> &UdpSocket {
-        &self.socket
-    }
-}
-
-impl<R: Reactor + 'static> fmt::Debug for UdpState<R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UdpState")
-            .field("socket", &self.socket)
-            .field("recv_buffer", &self.buf.len())
-            .finish_non_exhaustive()
-    }
-}
-
 /// Binds a UDP socket to `addr` and calls `on_message` with each datagram received and its
 /// sender, or with a receive error. The callback gets the socket too, to reply with
 /// `socket.send_to(..)`.
@@ -132,45 +105,20 @@ where
     R: Reactor + 'static,
     F: FnMut(&mut Runtime<R>, &UdpSocket, io::Result<(&[u8], SocketAddr)>) + 'static,
 {
-    options.watch.check()?;
-    check_buffer("the UDP receive buffer", options.recv_buffer)?;
-    let mut buf = Vec::new();
-    alloc_buffer(&mut buf, options.recv_buffer)?;
+    check_options(&options.watch, options.recv_buffer)?;
     let socket = UdpSocket::bind(addr)?;
-    socket.set_nonblocking(true)?;
     let local = socket.local_addr()?;
-    let state = UdpState {
+    let id = watch_datagram(
+        rt,
         socket,
-        buf: buf.into_boxed_slice(),
-        on_message: Box::new(on_message),
-    };
-    let id = rt.watch_with(state, Interest::READABLE, options.watch, udp_event::<R>)?;
+        options.watch,
+        options.recv_buffer,
+        #[cfg(unix)]
+        None,
+        on_message,
+    )?;
     log::debug!("net: udp socket on {local} watched as {id}");
     Ok(Udp(id))
-}
-
-fn udp_event<R: Reactor + 'static>(
-    rt: &mut Runtime<R>,
-    id: EventId,
-    state: &mut UdpState<R>,
-    event: io::Result<Event>,
-) {
-    if let Err(e) = event {
-        log::debug!("net: udp socket {id} ended: {e}");
-        (state.on_message)(rt, &state.socket, Err(e));
-        return;
-    }
-    for _ in 0..RECVS_PER_EVENT {
-        match state.socket.recv_from(&mut state.buf) {
-            Ok((n, from)) => (state.on_message)(rt, &state.socket, Ok((&state.buf[..n], from))),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => (state.on_message)(rt, &state.socket, Err(normalize_socket_error(e))),
-        }
-    }
-    // More may be waiting: be called back in the next iteration, after the other ready watches
-    // had their turn (no syscall).
-    let _ = rt.wake_watch(id);
 }
 
 /// A UDP socket's handle: the `Copy` id of its watch.
@@ -197,9 +145,7 @@ impl Udp {
         rt: &mut Runtime<R>,
         f: impl FnOnce(&UdpSocket) -> T,
     ) -> io::Result<T> {
-        rt.source_mut::<UdpState<R>>(self.0)
-            .map(|state| f(&state.socket))
-            .ok_or_else(|| not_reachable("udp socket", self.0))
+        with_socket(rt, self.0, f)
     }
 
     /// Sends one datagram to `addr`; returns the bytes sent.
@@ -237,15 +183,9 @@ impl Udp {
     /// As for [`send_to`](Udp::send_to); `NotConnected` without [`connect`](Udp::connect).
     pub fn send<R: Reactor + 'static>(self, rt: &mut Runtime<R>, data: &[u8]) -> io::Result<usize> {
         self.with(rt, |socket| {
-            socket.send(data).map_err(|e| {
-                // Which error an unconnected send gets differs (EDESTADDRREQ on Unix,
-                // WSAENOTCONN or WSAEINVAL on Windows and Wine): ask the socket, on the error
-                // path only, so the kind is the documented one everywhere.
-                match socket.peer_addr() {
-                    Err(peer) if peer.kind() == io::ErrorKind::NotConnected => peer,
-                    _ => normalize_socket_error(e),
-                }
-            })
+            socket
+                .send(data)
+                .map_err(|e| send_error(e, socket.peer_addr().map(drop)))
         })?
     }
 

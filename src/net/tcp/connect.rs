@@ -3,10 +3,10 @@
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 
-use super::conn::{adopt, ReadBuffer};
-use super::*;
+use super::{Conn, ConnectOptions};
+use crate::net::stream::connect_stream;
 use crate::runtime::Runtime;
-use crate::{Interest, Reactor};
+use crate::Reactor;
 
 /// Connects to `addr` without blocking and calls `callback` with the connection, or with the
 /// error: `ConnectionRefused` when nothing listens there, `TimedOut` when the connect's
@@ -59,35 +59,5 @@ where
     let stream = TcpStream::from(std::os::fd::OwnedFd::from(stream));
     #[cfg(windows)]
     let stream = TcpStream::from(std::os::windows::io::OwnedSocket::from(stream));
-    let id = rt.watch_once_with(
-        stream,
-        Interest::WRITABLE,
-        options.connect,
-        move |rt, stream, event| {
-            let connected = event.and_then(|_| match stream.take_error()? {
-                Some(e) => Err(e),
-                None => stream.peer_addr().map(drop),
-            });
-            match connected {
-                Ok(()) => {
-                    let buffer = ReadBuffer::new(options.conn.read_buffer);
-                    let conn = adopt(rt, stream, options.conn, buffer);
-                    if let Ok(conn) = &conn {
-                        log::debug!("net: connected to {addr} as {}", conn.0);
-                    }
-                    callback(rt, conn);
-                }
-                Err(e) if e.kind() == io::ErrorKind::TimedOut => callback(
-                    rt,
-                    Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("connect to {addr} timed out"),
-                    )),
-                ),
-                Err(e) => callback(rt, Err(e)),
-            }
-        },
-    )?;
-    log::debug!("net: connecting to {addr} as {id}");
-    Ok(())
+    connect_stream(rt, stream, addr.to_string(), options, callback)
 }

@@ -17,6 +17,11 @@
 //!   writable, and the [`on_drain`](TcpConn::on_drain) callback runs when the kernel has taken
 //!   everything queued. At most [`ConnOptions::max_queued_bytes`] may wait: a write that would
 //!   exceed it is refused whole with `ErrorKind::QuotaExceeded`.
+//! - **Write callbacks**: [`write_with`](TcpConn::write_with) is `write` with a callback that
+//!   runs exactly once, from the loop, in write order (libuv's `uv_write` callback): `Ok` once
+//!   the kernel has taken the bytes, `Err(Interrupted)` if the connection was closed with them
+//!   still queued, or the connection's error (`TimedOut`, `ConnectionReset`, ...). A plain
+//!   `write` allocates nothing per call; `write_with` only boxes its callback.
 //! - **Backpressure**: [`pause_reading`](TcpConn::pause_reading) stops reading (the peer's
 //!   data waits in the kernel and TCP flow control slows the peer), and
 //!   [`resume_reading`](TcpConn::resume_reading) delivers what came meanwhile. With nothing to
@@ -26,8 +31,15 @@
 //! - **End**: after EOF the connection closes itself once its queued writes are flushed (Node's
 //!   `allowHalfOpen: false`), or, with [`ConnOptions::allow_half_open`], stays open for writing
 //!   until it is closed or shut down. [`shutdown`](TcpConn::shutdown) sends FIN after the queue
-//!   is flushed and keeps reading; [`close`](TcpConn::close) closes at once and discards what is
-//!   queued.
+//!   is flushed and keeps reading; [`shutdown_with`](TcpConn::shutdown_with) also runs a
+//!   callback once the FIN is sent. [`close`](TcpConn::close) closes at once and discards what
+//!   is queued, except after a shutdown whose FIN is still pending: then it waits for the
+//!   queued bytes and the FIN (within the connection's deadline) and closes after them.
+//!
+//! The connection types are the generic ones of [`net::stream`](crate::net::stream), over
+//! `TcpStream`: [`TcpConn<R>`](TcpConn) is `Connection<TcpStream, R>` and [`Conn`] is
+//! `Handle<TcpStream>`; Unix-domain connections (`net::unix`, Unix only) are the same
+//! code over `UnixStream`.
 //!
 //! Set the data callback from the connection callback ([`listen`]'s or [`connect`]'s): until
 //! one is set the connection does not read (data waits in the kernel; a level-triggered backend
@@ -45,119 +57,31 @@ mod conn;
 mod connect;
 mod listener;
 
-pub use conn::{Conn, ConnState, TcpConn};
+pub use crate::net::stream::{
+    ConnOptions, ConnectOptions, ListenerStats, ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN,
+    DEFAULT_MAX_QUEUED_BYTES, DEFAULT_READ_BUFFER,
+};
 pub use connect::connect;
-pub use listener::{listen, listen_on, Listener, ListenerStats};
+pub use listener::{listen, listen_on};
 
-use std::io;
-use std::time::Duration;
+use std::net::{TcpListener, TcpStream};
 
+use crate::net::stream;
 use crate::runtime::WatchOptions;
+
+/// A TCP connection as its own callbacks see it (the context).
+pub type TcpConn<R> = stream::Connection<TcpStream, R>;
+/// A TCP connection's watch source.
+pub type ConnState<R> = stream::StreamState<TcpStream, R>;
+/// A TCP connection's `Copy` handle, for use outside its callbacks.
+pub type Conn = stream::Handle<TcpStream>;
+/// A TCP listener's handle.
+pub type Listener = stream::Listener<TcpListener>;
 
 /// The default listen backlog (std's `TcpListener::bind` uses 128).
 pub const DEFAULT_BACKLOG: i32 = 1024;
-/// The default size of a connection's read buffer.
-pub const DEFAULT_READ_BUFFER: usize = 64 * 1024;
-/// The default bound on a connection's queued write bytes.
-pub const DEFAULT_MAX_QUEUED_BYTES: usize = 1024 * 1024;
-/// The first pause of a listener after `accept` ran out of descriptors; it doubles on each
-/// further failure up to [`ACCEPT_BACKOFF_MAX`] and starts over after a successful accept.
-pub const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
-/// The longest pause of a listener after `accept` ran out of descriptors.
-pub const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
-
-/// Reads per event before the connection yields to others (it is woken again at once).
-const READS_PER_EVENT: usize = 16;
-/// Accepts per event before the listener yields to others (it is woken again at once).
-const ACCEPTS_PER_EVENT: usize = 64;
 
 // ---- options ------------------------------------------------------------------------------
-
-/// Options of a connection, accepted or connected.
-///
-/// ```
-/// use portable_reactor::net::tcp::ConnOptions;
-/// use portable_reactor::runtime::WatchOptions;
-/// use std::time::Duration;
-/// let opts = ConnOptions::new()
-///     .watch(WatchOptions::new().timeout(Duration::from_secs(30)))
-///     .read_buffer(16 * 1024)
-///     .max_queued_bytes(256 * 1024)
-///     .nodelay(true);
-/// # let _ = opts;
-/// ```
-#[derive(Copy, Clone, Debug)]
-pub struct ConnOptions {
-    watch: WatchOptions,
-    read_buffer: usize,
-    max_queued_bytes: usize,
-    nodelay: bool,
-    allow_half_open: bool,
-}
-
-impl Default for ConnOptions {
-    fn default() -> Self {
-        ConnOptions::new()
-    }
-}
-
-impl ConnOptions {
-    /// The runtime's default deadline (an idle timeout), a 64 KiB read buffer, at most 1 MiB
-    /// queued, Nagle's algorithm on.
-    pub fn new() -> ConnOptions {
-        ConnOptions {
-            watch: WatchOptions::new(),
-            read_buffer: DEFAULT_READ_BUFFER,
-            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
-            nodelay: false,
-            allow_half_open: false,
-        }
-    }
-
-    /// The connection's watch options: its idle deadline and trigger.
-    pub fn watch(mut self, watch: WatchOptions) -> ConnOptions {
-        self.watch = watch;
-        self
-    }
-
-    /// The size of the read buffer: at least 1 byte (0 is taken as 1), at most
-    /// [`MAX_BUFFER`](crate::net::MAX_BUFFER) (checked by [`listen`] and [`connect`], which
-    /// refuse a larger one with `InvalidInput`). Allocated on the first read, shared by the
-    /// connections of one listener, owned by a connection made with [`connect`]. If it cannot
-    /// be allocated then, the connection's data callback gets `ErrorKind::OutOfMemory` and the
-    /// connection closes (the process never aborts).
-    pub fn read_buffer(mut self, bytes: usize) -> ConnOptions {
-        self.read_buffer = bytes.max(1);
-        self
-    }
-
-    /// Checks what cannot be honoured: a read buffer above [`MAX_BUFFER`](crate::net::MAX_BUFFER).
-    fn check(&self) -> io::Result<()> {
-        self.watch.check()?;
-        crate::net::check_buffer("the read buffer", self.read_buffer)
-    }
-
-    /// The most bytes a connection may hold queued for the kernel.
-    pub fn max_queued_bytes(mut self, bytes: usize) -> ConnOptions {
-        self.max_queued_bytes = bytes;
-        self
-    }
-
-    /// Sets `TCP_NODELAY` on the connection.
-    pub fn nodelay(mut self, on: bool) -> ConnOptions {
-        self.nodelay = on;
-        self
-    }
-
-    /// Keeps the connection open for writing after the peer's EOF (Node's `allowHalfOpen`).
-    /// Off by default: after EOF the connection closes once its queued bytes are written. On, it
-    /// stays until [`close`](TcpConn::close) (or until both directions are shut), its watch
-    /// paused while it has nothing to write; its idle deadline still applies.
-    pub fn allow_half_open(mut self, on: bool) -> ConnOptions {
-        self.allow_half_open = on;
-        self
-    }
-}
 
 /// Options of [`listen`].
 ///
@@ -170,8 +94,8 @@ impl ConnOptions {
 pub struct ListenOptions {
     backlog: i32,
     reuse_address: bool,
-    watch: WatchOptions,
-    conn: ConnOptions,
+    pub(crate) watch: WatchOptions,
+    pub(crate) conn: ConnOptions,
 }
 
 impl Default for ListenOptions {
@@ -215,45 +139,6 @@ impl ListenOptions {
 
     /// Options of the accepted connections.
     pub fn conn(mut self, conn: ConnOptions) -> ListenOptions {
-        self.conn = conn;
-        self
-    }
-}
-
-/// Options of [`connect`].
-///
-/// ```
-/// use portable_reactor::net::tcp::ConnectOptions;
-/// use std::time::Duration;
-/// let opts = ConnectOptions::new().timeout(Duration::from_secs(3));
-/// # let _ = opts;
-/// ```
-#[derive(Copy, Clone, Debug, Default)]
-pub struct ConnectOptions {
-    connect: WatchOptions,
-    conn: ConnOptions,
-}
-
-impl ConnectOptions {
-    /// The runtime's default deadline for the connect, [`ConnOptions::new`] for the connection.
-    pub fn new() -> ConnectOptions {
-        ConnectOptions::default()
-    }
-
-    /// The connect's deadline: past it the callback gets `ErrorKind::TimedOut`.
-    pub fn timeout(mut self, timeout: Duration) -> ConnectOptions {
-        self.connect = WatchOptions::new().timeout(timeout);
-        self
-    }
-
-    /// The connect's watch options (its deadline; the trigger is ignored).
-    pub fn connect_watch(mut self, watch: WatchOptions) -> ConnectOptions {
-        self.connect = watch;
-        self
-    }
-
-    /// Options of the connection once connected.
-    pub fn conn(mut self, conn: ConnOptions) -> ConnectOptions {
         self.conn = conn;
         self
     }

@@ -1,0 +1,369 @@
+//! A connection as its callbacks see it: [`Connection`], and its write queue.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+
+use super::done::{Closing, DoneCallback, OnClose};
+use super::event::{deliver, set_watch_interest};
+use super::{ConnOptions, Handle, Stream, NO_ID};
+use crate::runtime::Runtime;
+use crate::{EventId, Interest, Reactor};
+
+/// The data callback: each read, EOF as `Ok(&[])`, or the error that ends the connection.
+pub(super) type DataCallback<S, R> =
+    Box<dyn FnMut(&mut Runtime<R>, &mut Connection<S, R>, io::Result<&[u8]>)>;
+/// The drain callback.
+pub(super) type DrainCallback<S, R> = Box<dyn FnMut(&mut Runtime<R>, &mut Connection<S, R>)>;
+
+/// A connection as its own callbacks see it: its socket, write queue and callbacks
+/// (`tcp::TcpConn<R>` is `Connection<TcpStream, R>`).
+///
+/// Outside those callbacks, reach it through a [`Handle`].
+pub struct Connection<S: Stream, R: Reactor + 'static> {
+    pub(super) id: EventId,
+    pub(super) stream: S,
+    /// Queued bytes are `queue[head..]`.
+    queue: Vec<u8>,
+    head: usize,
+    max_queued: usize,
+    /// The interest last asked of the runtime (`None`: the watch is paused).
+    pub(super) interest: Option<Interest>,
+    /// [`pause_reading`](Connection::pause_reading) is in force.
+    pub(super) reading_paused: bool,
+    pub(super) allow_half_open: bool,
+    pub(super) on_data: Option<DataCallback<S, R>>,
+    pub(super) on_drain: Option<DrainCallback<S, R>>,
+    /// A write was queued since the last drain.
+    pub(super) want_drain: bool,
+    pub(super) shutdown_pending: bool,
+    pub(super) write_shut: bool,
+    /// The read side reached EOF.
+    pub(super) eof: bool,
+    /// Closed (or closing) by this layer or the user through this context.
+    pub(super) closed: bool,
+    /// A readable event came while no data callback was set.
+    pub(super) unread: bool,
+    /// Bytes the kernel has taken, since the connection began.
+    pub(super) written: u64,
+    /// Write callbacks, in order, each with the `written` count at which its bytes are out.
+    pub(super) write_callbacks: VecDeque<(u64, DoneCallback<S, R>)>,
+    /// The shutdown callback: it runs once FIN is sent (`write_shut`).
+    pub(super) shutdown_callback: Option<DoneCallback<S, R>>,
+    /// A close the user asked for that waits (for the FIN, or for the next event).
+    pub(super) closing: Option<Closing>,
+    /// The close callback of a close that waits.
+    pub(super) on_close: Option<OnClose<R>>,
+}
+
+impl<S: Stream, R: Reactor + 'static> fmt::Debug for Connection<S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.id)
+            .field("stream", &self.stream)
+            .field("queued", &self.queued_bytes())
+            .field("eof", &self.eof)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
+    pub(super) fn new(stream: S, options: &ConnOptions) -> Connection<S, R> {
+        Connection {
+            id: NO_ID,
+            stream,
+            queue: Vec::new(),
+            head: 0,
+            max_queued: options.max_queued_bytes,
+            interest: Some(Interest::READABLE),
+            reading_paused: false,
+            allow_half_open: options.allow_half_open,
+            on_data: None,
+            on_drain: None,
+            want_drain: false,
+            shutdown_pending: false,
+            write_shut: false,
+            eof: false,
+            closed: false,
+            unread: false,
+            written: 0,
+            write_callbacks: VecDeque::new(),
+            shutdown_callback: None,
+            closing: None,
+            on_close: None,
+        }
+    }
+
+    /// The `Copy` handle of this connection, for use outside its callbacks.
+    pub fn handle(&self) -> Handle<S> {
+        Handle::from_id(self.id)
+    }
+
+    /// The connection's watch id.
+    pub fn id(&self) -> EventId {
+        self.id
+    }
+
+    /// The socket, for options this module does not wrap. Do not read from or write to it
+    /// directly: that would bypass the buffer and the write queue.
+    pub fn stream(&self) -> &S {
+        &self.stream
+    }
+
+    /// Bytes queued for the kernel.
+    pub fn queued_bytes(&self) -> usize {
+        self.queue.len() - self.head
+    }
+
+    /// Whether the read side reached EOF.
+    pub fn is_eof(&self) -> bool {
+        self.eof
+    }
+
+    /// Sets the data callback: `Ok(bytes)` for each read (a slice of the connection's buffer),
+    /// `Ok(&[])` at EOF, `Err` for the error that ends the connection. Replaces any previous one.
+    pub fn on_data(
+        &mut self,
+        callback: impl FnMut(&mut Runtime<R>, &mut Connection<S, R>, io::Result<&[u8]>) + 'static,
+    ) {
+        self.on_data = Some(Box::new(callback));
+    }
+
+    /// Sets the drain callback: it runs when the kernel has taken every queued byte, after a
+    /// write had to queue. Replaces any previous one.
+    pub fn on_drain(&mut self, callback: impl FnMut(&mut Runtime<R>, &mut Connection<S, R>) + 'static) {
+        self.on_drain = Some(Box::new(callback));
+    }
+
+    /// Writes `data`: what the kernel takes at once is sent, the rest queued and written as the
+    /// socket becomes writable. Never blocks.
+    ///
+    /// # Errors
+    ///
+    /// - `ErrorKind::QuotaExceeded` if `queued_bytes() + data.len()` would exceed the
+    ///   connection's [`max_queued_bytes`](ConnOptions::max_queued_bytes): nothing of `data`
+    ///   is written (so the bound also caps one write). Wait for the drain callback.
+    /// - `ErrorKind::NotConnected` after [`close`](Connection::close); `ErrorKind::BrokenPipe`
+    ///   after [`shutdown`](Connection::shutdown).
+    /// - The OS error of the write (`BrokenPipe`, `ConnectionReset`, ...).
+    pub fn write(&mut self, rt: &mut Runtime<R>, data: &[u8]) -> io::Result<()> {
+        self.queue_write(data)?;
+        self.apply_interest(rt);
+        Ok(())
+    }
+
+    /// Sends FIN once every queued byte is written; reading goes on until the peer's EOF.
+    ///
+    /// # Errors
+    ///
+    /// `ErrorKind::NotConnected` after close; the OS error of `shutdown(2)`.
+    pub fn shutdown(&mut self) -> io::Result<()> {
+        if self.is_closing() {
+            return Err(closed_error());
+        }
+        if self.write_shut || self.shutdown_pending {
+            return Ok(());
+        }
+        if self.queued_bytes() == 0 {
+            self.write_shut = true;
+            self.stream.shutdown_write()
+        } else {
+            self.shutdown_pending = true;
+            Ok(())
+        }
+    }
+
+    /// Closes the connection: no data or drain callback of it runs after this, and writes fail
+    /// with `NotConnected`. Closing twice does nothing.
+    ///
+    /// - Normally it closes at once and discards the queued bytes: the callbacks of writes
+    ///   whose bytes the kernel has taken run with `Ok`, the others with
+    ///   `Err(ErrorKind::Interrupted)`, in order, then a pending shutdown callback with
+    ///   `Err(Interrupted)`.
+    /// - After [`shutdown`](Connection::shutdown) or
+    ///   [`shutdown_with`](Connection::shutdown_with) with bytes still queued (a FIN pending),
+    ///   it is a graceful close: reading stops, the queued bytes are still written and the FIN
+    ///   sent, the write and shutdown callbacks run with `Ok`, then the socket closes. The
+    ///   connection's deadline still bounds this; if the peer fails it or the deadline passes,
+    ///   the callbacks get that error.
+    pub fn close(&mut self, rt: &mut Runtime<R>) {
+        self.close_or_linger(rt, None);
+    }
+
+    /// [`close`](Connection::close), then runs `on_close` in the loop's close phase, after the
+    /// socket is closed. `on_close` does not run if the connection was closed already.
+    pub fn close_with(&mut self, rt: &mut Runtime<R>, on_close: impl FnOnce(&mut Runtime<R>) + 'static) {
+        self.close_or_linger(rt, Some(Box::new(on_close)));
+    }
+
+    fn close_or_linger(&mut self, rt: &mut Runtime<R>, on_close: Option<OnClose<R>>) {
+        if self.is_closing() {
+            return;
+        }
+        if self.shutdown_pending {
+            log::debug!("net: connection {} closes once its FIN is sent", self.id);
+            self.closing = Some(Closing::AfterFin);
+            self.on_close = on_close;
+            self.apply_interest(rt);
+        } else {
+            self.close_now(rt, on_close, io::ErrorKind::Interrupted);
+        }
+    }
+
+    /// Whether the connection is closed, or closing at the user's request.
+    pub(super) fn is_closing(&self) -> bool {
+        self.closed || self.closing.is_some()
+    }
+
+    /// Queues (or writes at once) `data`; the caller applies the interest.
+    pub(super) fn queue_write(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.is_closing() {
+            return Err(closed_error());
+        }
+        if self.write_shut || self.shutdown_pending {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "write after shutdown of the connection",
+            ));
+        }
+        let queued = self.queued_bytes();
+        if queued.saturating_add(data.len()) > self.max_queued {
+            return Err(io::Error::new(
+                io::ErrorKind::QuotaExceeded,
+                format!(
+                    "write of {} bytes refused: {queued} bytes already queued, at most {} allowed",
+                    data.len(),
+                    self.max_queued
+                ),
+            ));
+        }
+        let mut rest = data;
+        if queued == 0 {
+            while !rest.is_empty() {
+                match self.stream.write_some(rest) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => {
+                        self.written += n as u64;
+                        rest = &rest[n..];
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if rest.is_empty() {
+                return Ok(());
+            }
+        }
+        if self.head > 0 && self.head >= self.queue.len() / 2 {
+            self.queue.drain(..self.head);
+            self.head = 0;
+        }
+        self.queue.extend_from_slice(rest);
+        self.want_drain = true;
+        Ok(())
+    }
+
+    /// The interest the connection needs now (`None`: nothing to wait for).
+    pub(super) fn wanted_interest(&self) -> Option<Interest> {
+        let read = !self.eof && !self.reading_paused && self.closing.is_none();
+        // Callbacks that are due keep the watch live, so the event that runs them is dispatched.
+        let write =
+            self.queued_bytes() > 0 || self.has_due_callbacks() || self.closing == Some(Closing::NextEvent);
+        match (read, write) {
+            (true, true) => Some(Interest::BOTH),
+            (true, false) => Some(Interest::READABLE),
+            (false, true) => Some(Interest::WRITABLE),
+            (false, false) => None,
+        }
+    }
+
+    pub(super) fn apply_interest(&mut self, rt: &mut Runtime<R>) {
+        if self.closed {
+            return;
+        }
+        let wanted = self.wanted_interest();
+        if wanted != self.interest && set_watch_interest(rt, self.id, self.interest, wanted).is_ok() {
+            self.interest = wanted;
+        }
+    }
+
+    /// Stops reading (backpressure: the peer's data waits in the kernel, and flow control
+    /// slows the peer down) until [`resume_reading`](Connection::resume_reading). Queued
+    /// writes still go out.
+    pub fn pause_reading(&mut self, rt: &mut Runtime<R>) {
+        self.reading_paused = true;
+        self.apply_interest(rt);
+    }
+
+    /// Reads again after [`pause_reading`](Connection::pause_reading); data that arrived
+    /// meanwhile is delivered.
+    pub fn resume_reading(&mut self, rt: &mut Runtime<R>) {
+        self.reading_paused = false;
+        self.apply_interest(rt);
+    }
+
+    /// Whether reading is paused.
+    pub fn is_reading_paused(&self) -> bool {
+        self.reading_paused
+    }
+
+    /// Writes queued bytes; at the end of the queue runs a pending shutdown and the drain
+    /// callback. An error ends the connection.
+    pub(super) fn flush(&mut self, rt: &mut Runtime<R>) {
+        while self.head < self.queue.len() {
+            match self.stream.write_some(&self.queue[self.head..]) {
+                Ok(0) => {
+                    self.fail(rt, io::ErrorKind::WriteZero.into());
+                    return;
+                }
+                Ok(n) => {
+                    self.head += n;
+                    self.written += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.fail(rt, e);
+                    return;
+                }
+            }
+        }
+        self.queue.clear();
+        self.head = 0;
+        if self.shutdown_pending {
+            self.shutdown_pending = false;
+            self.write_shut = true;
+            if let Err(e) = self.stream.shutdown_write() {
+                self.fail(rt, e);
+                return;
+            }
+        }
+        if std::mem::take(&mut self.want_drain) && self.closing.is_none() {
+            if let Some(mut callback) = self.on_drain.take() {
+                callback(rt, self);
+                if self.on_drain.is_none() {
+                    self.on_drain = Some(callback);
+                }
+            }
+        }
+    }
+
+    /// Delivers `error` to the data callback (unless the user closed the connection), then
+    /// closes: pending write and shutdown callbacks get an error of the same kind.
+    pub(super) fn fail(&mut self, rt: &mut Runtime<R>, error: io::Error) {
+        if self.closed {
+            return;
+        }
+        log::debug!("net: connection {} failed: {error}", self.id);
+        let kind = error.kind();
+        deliver(rt, self, Err(error));
+        let on_close = self.on_close.take();
+        self.close_now(rt, on_close, kind);
+    }
+}
+
+pub(super) fn closed_error() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "the connection is closed")
+}

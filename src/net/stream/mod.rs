@@ -1,0 +1,201 @@
+//! The connection machinery shared by [`tcp`](crate::net::tcp) and, on Unix,
+//! `unix`: one implementation of a stream connection on the runtime,
+//! generic over the socket type ([`Stream`]).
+//!
+//! - [`Connection`]: a connection as its own callbacks see it (the context): data callback,
+//!   queued writes with a bound, per-write completion callbacks, drain callback, pause/resume
+//!   reading, half-open, shutdown (with a callback), close. `tcp::TcpConn<R>` is
+//!   `Connection<TcpStream, R>`.
+//! - [`Handle`]: the `Copy` handle of a connection, for use outside its callbacks. `tcp::Conn`
+//!   is `Handle<TcpStream>`.
+//! - [`StreamState`]: a connection's watch source (the connection and its read buffer).
+//! - [`Listener`]: a listening socket with `EMFILE` back-off, for any [`Accept`] socket.
+//!
+//! The behaviour of a connection is described in [`tcp`](crate::net::tcp#connections); it is
+//! the same for every stream type.
+
+mod conn;
+mod connect;
+mod done;
+mod event;
+mod handle;
+mod listener;
+mod options;
+
+pub use conn::Connection;
+pub use handle::Handle;
+pub use listener::{Accept, Listener, ListenerStats, ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN};
+pub use options::{ConnOptions, ConnectOptions};
+
+pub(crate) use connect::connect_stream;
+pub(crate) use listener::listen_on_socket;
+
+use std::cell::RefCell;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::rc::Rc;
+
+use crate::runtime::Runtime;
+use crate::{EventId, Interest, Reactor};
+
+/// The default size of a connection's read buffer.
+pub const DEFAULT_READ_BUFFER: usize = 64 * 1024;
+/// The default bound on a connection's queued write bytes.
+pub const DEFAULT_MAX_QUEUED_BYTES: usize = 1024 * 1024;
+
+/// Reads per event before the connection yields to others (it is woken again at once).
+const READS_PER_EVENT: usize = 16;
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// The OS handle trait a watch source must implement on this platform: `AsFd` on Unix.
+#[cfg(unix)]
+pub trait AsSocketHandle: std::os::fd::AsFd {}
+#[cfg(unix)]
+impl<T: std::os::fd::AsFd> AsSocketHandle for T {}
+/// The OS handle trait a watch source must implement on this platform: `AsSocket` on Windows.
+#[cfg(windows)]
+pub trait AsSocketHandle: std::os::windows::io::AsSocket {}
+#[cfg(windows)]
+impl<T: std::os::windows::io::AsSocket> AsSocketHandle for T {}
+
+/// A connected stream socket a [`Connection`] can drive: `std::net::TcpStream`, and on Unix
+/// `std::os::unix::net::UnixStream`. Sealed: the connection relies on the socket's
+/// non-blocking semantics.
+pub trait Stream: sealed::Sealed + AsSocketHandle + fmt::Debug + 'static {
+    /// Reads into `buf` (non-blocking).
+    fn read_some(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes from `buf` (non-blocking).
+    fn write_some(&self, buf: &[u8]) -> io::Result<usize>;
+    /// Shuts down the write direction (sends FIN).
+    fn shutdown_write(&self) -> io::Result<()>;
+    /// Puts the socket in non-blocking mode.
+    fn set_nonblocking_mode(&self) -> io::Result<()>;
+    /// The pending socket error (`SO_ERROR`), for a connect's completion.
+    fn take_socket_error(&self) -> io::Result<Option<io::Error>>;
+    /// Whether the socket has a peer (`Ok` once a connect completed).
+    fn check_connected(&self) -> io::Result<()>;
+    /// Applies the options specific to this socket type (`TCP_NODELAY`).
+    fn apply_options(&self, options: &ConnOptions) -> io::Result<()>;
+}
+
+macro_rules! impl_stream {
+    ($ty:ty, |$s:ident, $o:ident| $configure:expr) => {
+        impl sealed::Sealed for $ty {}
+        impl Stream for $ty {
+            fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
+                let mut s: &$ty = self;
+                s.read(buf)
+            }
+            fn write_some(&self, buf: &[u8]) -> io::Result<usize> {
+                let mut s: &$ty = self;
+                s.write(buf)
+            }
+            fn shutdown_write(&self) -> io::Result<()> {
+                self.shutdown(Shutdown::Write)
+            }
+            fn set_nonblocking_mode(&self) -> io::Result<()> {
+                self.set_nonblocking(true)
+            }
+            fn take_socket_error(&self) -> io::Result<Option<io::Error>> {
+                self.take_error()
+            }
+            fn check_connected(&self) -> io::Result<()> {
+                self.peer_addr().map(drop)
+            }
+            fn apply_options(&self, options: &ConnOptions) -> io::Result<()> {
+                let ($s, $o) = (self, options);
+                $configure
+            }
+        }
+    };
+}
+impl_stream!(TcpStream, |stream, options| if options.nodelay {
+    stream.set_nodelay(true)
+} else {
+    Ok(())
+});
+#[cfg(unix)]
+impl_stream!(std::os::unix::net::UnixStream, |_stream, _options| Ok(()));
+
+/// A read buffer, shared by the connections of a listener, allocated on first use.
+pub(crate) struct ReadBuffer {
+    size: usize,
+    bytes: RefCell<Vec<u8>>,
+}
+
+impl ReadBuffer {
+    pub(crate) fn new(size: usize) -> Rc<ReadBuffer> {
+        Rc::new(ReadBuffer {
+            size,
+            bytes: RefCell::new(Vec::new()),
+        })
+    }
+}
+
+/// A connection's watch source: the connection and its read buffer (kept apart so that the
+/// data callback can borrow both). `tcp::ConnState<R>` is `StreamState<TcpStream, R>`.
+pub struct StreamState<S: Stream, R: Reactor + 'static> {
+    conn: Connection<S, R>,
+    buf: Rc<ReadBuffer>,
+}
+
+#[cfg(unix)]
+impl<S: Stream, R: Reactor + 'static> std::os::fd::AsFd for StreamState<S, R> {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.conn.stream.as_fd()
+    }
+}
+#[cfg(windows)]
+impl<S: Stream, R: Reactor + 'static> std::os::windows::io::AsSocket for StreamState<S, R> {
+    fn as_socket(&self) -> std::os::windows::io::BorrowedSocket<'_> {
+        self.conn.stream.as_socket()
+    }
+}
+
+impl<S: Stream, R: Reactor + 'static> StreamState<S, R> {
+    /// The connection, e.g. from [`Runtime::source_mut::<StreamState<S, R>>(id)`](Runtime::source_mut).
+    pub fn conn(&mut self) -> &mut Connection<S, R> {
+        &mut self.conn
+    }
+}
+
+impl<S: Stream, R: Reactor + 'static> fmt::Debug for StreamState<S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamState")
+            .field("conn", &self.conn)
+            .field("read_buffer", &self.buf.size)
+            .finish()
+    }
+}
+
+/// Watches a connected stream as a connection.
+pub(crate) fn adopt<S: Stream, R: Reactor + 'static>(
+    rt: &mut Runtime<R>,
+    stream: S,
+    options: ConnOptions,
+    buf: Rc<ReadBuffer>,
+) -> io::Result<Handle<S>> {
+    stream.set_nonblocking_mode()?;
+    stream.apply_options(&options)?;
+    let state = StreamState {
+        conn: Connection::new(stream, &options),
+        buf,
+    };
+    let id = rt.watch_with(
+        state,
+        Interest::READABLE,
+        options.watch,
+        event::conn_event::<S, R>,
+    )?;
+    if let Some(state) = rt.source_mut::<StreamState<S, R>>(id) {
+        state.conn.id = id;
+    }
+    Ok(Handle::from_id(id))
+}
+
+/// The placeholder id of a connection not watched yet.
+const NO_ID: EventId = EventId(usize::MAX);
