@@ -181,7 +181,8 @@ impl<R: Reactor + 'static> Runtime<R> {
     /// may wait before the next call (libuv's `uv_backend_timeout`): `Some(ZERO)` when work is
     /// due or the last poll reported events (more may be ready: call again until a poll comes
     /// back empty), the time to the next timer or deadline, or `None` for "until the
-    /// [`backend_fd`](Runtime::backend_fd) polls readable".
+    /// backend's descriptor polls readable" (`Runtime::backend_fd`, on Unix; elsewhere until
+    /// the runtime's waker is woken).
     ///
     /// ```
     /// use portable_reactor::runtime::Runtime;
