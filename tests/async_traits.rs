@@ -97,6 +97,31 @@ fn tokio_read_leaves_the_rest_uninitialised<R: Reactor + 'static>(reactor: R) {
     assert_eq!(initialised, 5, "the unread part of the buffer was zeroed");
 }
 
+/// tokio's vectored writes on std's sockets are one `writev` each (hyper asks
+/// `is_write_vectored` to decide whether to copy its buffers into one): every slice arrives,
+/// in order.
+fn tokio_vectored_writes<R: Reactor + 'static>(reactor: R) {
+    util::init_logging();
+    let mut rt = Builder::new().build_with(reactor).unwrap();
+    let (mut client, mut server) = connected(&mut rt);
+    assert!(tokio::io::AsyncWrite::is_write_vectored(&client));
+    let got = rt
+        .block_on(async move {
+            let parts: [&[u8]; 3] = [b"head ", b"", b"and body"];
+            let slices = parts.map(io::IoSlice::new);
+            let total: usize = parts.iter().map(|p| p.len()).sum();
+            // One writev takes all 13 bytes on an empty loopback socket.
+            assert_eq!(client.write_vectored(&slices).await?, total);
+            AsyncWriteExt::shutdown(&mut client).await?;
+            let mut all = Vec::new();
+            server.read_to_end(&mut all).await?;
+            io::Result::Ok(all)
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, b"head and body");
+}
+
 macro_rules! async_trait_tests {
     ($($backend:ident => $make:expr),* $(,)?) => {$(
         mod $backend {
@@ -104,6 +129,7 @@ macro_rules! async_trait_tests {
             use super::*;
             #[test] fn tokio_traits_drive_async_sockets() { super::tokio_traits_drive_async_sockets($make) }
             #[test] fn futures_io_traits() { super::futures_io_traits($make) }
+            #[test] fn tokio_vectored_writes() { super::tokio_vectored_writes($make) }
             #[cfg(unix)]
             #[test] fn tokio_read_leaves_the_rest_uninitialised() { super::tokio_read_leaves_the_rest_uninitialised($make) }
         }

@@ -58,6 +58,20 @@ where
         self.poll_write_with(cx, |mut io| io.write(buf))
     }
 
+    /// Writes from `bufs` in one call where the source can (`writev` on std's sockets),
+    /// waiting for readiness.
+    pub fn poll_write_vectored_from(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if is_std_stream::<T>() {
+            let len = bufs.iter().map(|b| b.len()).fold(0usize, usize::saturating_add);
+            return self.poll_stream_op(cx, false, len, |mut io| io.write_vectored(bufs));
+        }
+        self.poll_write_with(cx, |mut io| io.write_vectored(bufs))
+    }
+
     /// Flushes (a no-op for sockets), waiting for readiness.
     pub fn poll_flush_io(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.poll_write_with(cx, |mut io| io.flush())
@@ -85,6 +99,14 @@ where
 {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.poll_write_from(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored_from(cx, bufs)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -175,6 +197,20 @@ where
 {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.poll_write_from(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored_from(cx, bufs)
+    }
+
+    /// True for std's sockets (whose `write_vectored` is one `writev`), so hyper and tokio's
+    /// `write_all_buf` hand over their buffers as they are instead of copying them into one.
+    fn is_write_vectored(&self) -> bool {
+        is_std_stream::<T>()
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
