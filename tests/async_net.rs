@@ -198,6 +198,56 @@ fn accept_backs_off_on_emfile<R: Reactor + 'static>(make: impl FnOnce() -> R, te
     println!("aio-emfile-child-ok");
 }
 
+/// Unix-domain streams for tasks: bind, accept, connect, read_exact, write_all, shutdown and
+/// the end of the stream; a missing socket is `NotFound`, an existing file `AddrInUse`.
+#[cfg(unix)]
+fn unix_stream_echo<R: Reactor + 'static>(reactor: R) {
+    use std::os::unix::net::{UnixListener, UnixStream};
+    let mut rt = runtime(reactor);
+    let local = rt.local();
+    let dir = std::env::temp_dir().join(format!(
+        "pr-aio-unix-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("echo.sock");
+    let result = rt.block_on(async move {
+        let listener = Async::<UnixListener, R>::bind(&local, &path)?;
+        assert_eq!(
+            Async::<UnixListener, R>::bind(&local, &path).unwrap_err().kind(),
+            io::ErrorKind::AddrInUse
+        );
+        assert_eq!(
+            Async::<UnixStream, R>::connect(&local, dir.join("missing.sock"))
+                .unwrap_err()
+                .kind(),
+            io::ErrorKind::NotFound
+        );
+        let server = local.spawn(async move {
+            let stream = listener.accept().await?;
+            let mut buf = [0; 5];
+            stream.read_exact(&mut buf).await?;
+            stream.write_all(&buf).await?;
+            stream.shutdown(Shutdown::Write)?;
+            io::Result::Ok(())
+        });
+        let client = Async::<UnixStream, R>::connect(&local, &path)?;
+        client.write_all(b"hello").await?;
+        let mut buf = [0; 5];
+        client.read_exact(&mut buf).await?;
+        let mut rest = [0; 8];
+        let end = client.read(&mut rest).await?;
+        server.await??;
+        let _ = std::fs::remove_dir_all(&dir);
+        io::Result::Ok((buf, end))
+    });
+    let (buf, end) = result.unwrap().unwrap();
+    assert_eq!(&buf, b"hello");
+    assert_eq!(end, 0, "the end of the stream after the server's shutdown");
+}
+
 macro_rules! async_net_tests {
     ($($backend:ident => $make:expr),* $(,)?) => {$(
         mod $backend {
@@ -206,6 +256,8 @@ macro_rules! async_net_tests {
             #[test] fn tcp_accept_connect_and_timeout() { super::tcp_accept_connect_and_timeout($make) }
             #[test] fn refused_connect_fails() { super::refused_connect_fails($make) }
             #[test] fn udp_send_to_recv_from() { super::udp_send_to_recv_from($make) }
+            #[cfg(unix)]
+            #[test] fn unix_stream_echo() { super::unix_stream_echo($make) }
             #[cfg(unix)]
             #[test] fn accept_backs_off_on_emfile() {
                 super::accept_backs_off_on_emfile(

@@ -33,13 +33,15 @@
 use std::future::poll_fn;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+#[cfg(unix)]
+use std::os::unix::net::{UnixListener, UnixStream};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::is_resource_exhaustion;
 use super::tcp::{ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, DEFAULT_BACKLOG};
 use crate::runtime::{Async, Local, WatchOptions};
-use crate::Reactor;
+use crate::{AsSource, Reactor};
 
 impl<R: Reactor + 'static> Async<TcpListener, R> {
     /// A listener on `addr` (backlog [`DEFAULT_BACKLOG`], `SO_REUSEADDR` on Unix), watched with
@@ -126,7 +128,45 @@ impl<R: Reactor + 'static> Async<TcpStream, R> {
             .await?;
         Ok(stream)
     }
+}
 
+/// The byte streams of `net::aio`: std's `TcpStream` and (on Unix) `UnixStream`. Sealed: a
+/// short read or write of these means the socket's buffer is drained or full, which the
+/// reads and writes below rely on (see `Async::poll_stream_op`).
+pub trait AioStream: AsSource + sealed::Sealed + 'static
+where
+    for<'a> &'a Self: Read + Write,
+{
+    /// Shuts down one or both halves.
+    #[doc(hidden)]
+    fn shutdown_stream(&self, how: Shutdown) -> io::Result<()>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for std::net::TcpStream {}
+    #[cfg(unix)]
+    impl Sealed for std::os::unix::net::UnixStream {}
+}
+
+impl AioStream for TcpStream {
+    fn shutdown_stream(&self, how: Shutdown) -> io::Result<()> {
+        self.shutdown(how)
+    }
+}
+
+#[cfg(unix)]
+impl AioStream for UnixStream {
+    fn shutdown_stream(&self, how: Shutdown) -> io::Result<()> {
+        self.shutdown(how)
+    }
+}
+
+/// Reads and writes of a stream socket ([`AioStream`]: TCP, Unix-domain).
+impl<S: AioStream, R: Reactor + 'static> Async<S, R>
+where
+    for<'a> &'a S: Read + Write,
+{
     /// Reads into `buf`; 0 at the end of the stream.
     ///
     /// # Errors
@@ -182,7 +222,7 @@ impl<R: Reactor + 'static> Async<TcpStream, R> {
     ///
     /// The OS error.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.get_ref().shutdown(how)
+        self.get_ref().shutdown_stream(how)
     }
 }
 
@@ -216,6 +256,61 @@ impl<R: Reactor + 'static> Async<UdpSocket, R> {
     /// The OS error; `TimedOut` at the deadline.
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.read_with(|s| s.recv_from(buf)).await
+    }
+}
+
+#[cfg(unix)]
+impl<R: Reactor + 'static> Async<UnixListener, R> {
+    /// A Unix-domain listener on `path`, watched with no deadline (as the TCP listener).
+    ///
+    /// # Errors
+    ///
+    /// The OS error of binding (`AddrInUse` if a file exists at `path`: see
+    /// [`unix::ListenOptions::remove_stale`](super::unix::ListenOptions::remove_stale) for the
+    /// callback listener's way of removing a stale one); `InvalidInput` for a path too long.
+    pub fn bind(local: &Local<R>, path: impl AsRef<std::path::Path>) -> io::Result<Self> {
+        let listener = UnixListener::bind(path.as_ref()).map_err(super::normalize_socket_error)?;
+        listener.set_nonblocking(true)?;
+        Ok(Async::in_local(local, listener, WatchOptions::new().no_timeout()))
+    }
+
+    /// Accepts a connection (watched with the runtime's default options), with the same
+    /// back-off on `EMFILE`/`ENFILE`/`ENOMEM` as the TCP listener's `accept`.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of `accept` other than those; `TimedOut` at the listener's own deadline.
+    pub async fn accept(&self) -> io::Result<Async<UnixStream, R>> {
+        let mut backoff = ACCEPT_BACKOFF_MIN;
+        let stream = loop {
+            match self.read_with(|listener| listener.accept()).await {
+                Ok((stream, _)) => break stream,
+                Err(e) if is_resource_exhaustion(&e) => {
+                    log::warn!("net: accept failed ({e}): pausing the listener for {backoff:?}");
+                    self.local().time().sleep(backoff).await;
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        stream.set_nonblocking(true)?;
+        Ok(Async::in_local(self.local(), stream, WatchOptions::new()))
+    }
+}
+
+#[cfg(unix)]
+impl<R: Reactor + 'static> Async<UnixStream, R> {
+    /// Connects to the Unix-domain listener at `path`. A Unix-domain connect completes or
+    /// fails at once on every Unix this crate supports (no handshake to wait for).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` (no such socket file), `ConnectionRefused` (nothing listens there),
+    /// `InvalidInput` (a path too long), other OS errors.
+    pub fn connect(local: &Local<R>, path: impl AsRef<std::path::Path>) -> io::Result<Self> {
+        let stream = UnixStream::connect(path.as_ref()).map_err(super::normalize_socket_error)?;
+        stream.set_nonblocking(true)?;
+        Ok(Async::in_local(local, stream, WatchOptions::new()))
     }
 }
 
