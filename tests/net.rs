@@ -1,4 +1,4 @@
-//! The net modules (TCP, UDP, DNS) on the runtime, for both backends.
+//! The TCP module on the runtime, for both backends (UDP and DNS: `tests/net_udp_dns.rs`).
 //!
 //! `cargo test --test net`. Every wait is bounded: each watch has a deadline, and every test
 //! runs its loop under a guard timer that stops it and fails the test after 10 s.
@@ -10,7 +10,6 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use portable_reactor::net::tcp::{self, ConnOptions, ConnectOptions, ListenOptions, Listener};
-use portable_reactor::net::{dns, udp};
 use portable_reactor::runtime::{Builder, Runtime, WatchOptions};
 use portable_reactor::{MioReactor, PollingReactor, Reactor};
 
@@ -422,71 +421,6 @@ fn emfile_recovery<R: Reactor + 'static>(make: impl FnOnce() -> R, test_name: &s
     println!("emfile-child-ok");
 }
 
-/// A name that does not resolve is an error (of any kind), within a bound; `localhost` resolves.
-fn dns<R: Reactor + 'static>(mut rt: Runtime<R>) {
-    let bad = Rc::new(RefCell::new(None));
-    let good = Rc::new(RefCell::new(None));
-    let (b, g) = (bad.clone(), good.clone());
-    dns::resolve_with(
-        &mut rt,
-        "nonexistent.invalid",
-        80,
-        Some(Duration::from_secs(8)),
-        move |_, r| *b.borrow_mut() = Some(r),
-    )
-    .unwrap();
-    dns::resolve(&mut rt, "localhost", 7000, move |_, r| *g.borrow_mut() = Some(r)).unwrap();
-    run_bounded(&mut rt, GUARD);
-    let err = bad.borrow_mut().take().expect("callback ran").unwrap_err();
-    assert!(err.to_string().contains("nonexistent.invalid"), "{err}");
-    let addrs = good
-        .borrow_mut()
-        .take()
-        .expect("callback ran")
-        .expect("localhost");
-    assert!(!addrs.is_empty());
-    assert!(
-        addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 7000),
-        "{addrs:?}"
-    );
-}
-
-/// UDP: send_to and a receive callback both ways, then connect and send.
-fn udp_roundtrip<R: Reactor + 'static>(mut rt: Runtime<R>) {
-    let opts = udp::UdpOptions::new().watch(WatchOptions::new().timeout(Duration::from_secs(5)));
-    let server_seen = Rc::new(RefCell::new(Vec::<Vec<u8>>::new()));
-    let log = server_seen.clone();
-    let server = udp::bind(&mut rt, localhost(), opts, move |_, socket, msg| {
-        let (data, from) = msg.expect("server recv");
-        log.borrow_mut().push(data.to_vec());
-        socket.send_to(data, from).unwrap();
-    })
-    .unwrap();
-    let server_addr = server.local_addr(&mut rt).unwrap();
-    let client_seen = Rc::new(RefCell::new(Vec::<(Vec<u8>, SocketAddr)>::new()));
-    let log = client_seen.clone();
-    let client = udp::bind(&mut rt, localhost(), opts, move |rt, _, msg| {
-        let (data, from) = msg.expect("client recv");
-        log.borrow_mut().push((data.to_vec(), from));
-        if data == b"two" {
-            server.close(rt).unwrap();
-            rt.stop();
-        }
-    })
-    .unwrap();
-    assert_eq!(client.send_to(&mut rt, b"one", server_addr).unwrap(), 3);
-    client.connect(&mut rt, server_addr).unwrap();
-    assert_eq!(client.send(&mut rt, b"two").unwrap(), 3);
-    run_bounded(&mut rt, GUARD);
-    client.close(&mut rt).unwrap();
-    assert_eq!(*server_seen.borrow(), [b"one".to_vec(), b"two".to_vec()]);
-    let got = client_seen.borrow();
-    assert_eq!(got.len(), 2);
-    assert!(got.iter().all(|(_, from)| *from == server_addr));
-}
-
-// ---- instantiation --------------------------------------------------------------------------
-
 fn half_open<R: Reactor + 'static>(mut rt: Runtime<R>) {
     let slot: ListenerSlot = Rc::default();
     let stop = slot.clone();
@@ -624,16 +558,6 @@ macro_rules! net_tests {
             #[test]
             fn emfile_recovery() {
                 super::emfile_recovery(make, concat!(stringify!($backend), "::emfile_recovery"));
-            }
-
-            #[test]
-            fn dns() {
-                super::dns(runtime(make()));
-            }
-
-            #[test]
-            fn udp_roundtrip() {
-                super::udp_roundtrip(runtime(make()));
             }
 
             #[test]
