@@ -458,6 +458,19 @@ impl<R: Reactor + 'static> Runtime<R> {
         }
     }
 
+    /// The mode watch `id` is registered with: the trigger its options asked for where the
+    /// backend has it, else the other one, else `Mode::Oneshot` (the runtime re-arms it after
+    /// each callback). A layer that reads a stream uses it to know whether a short read may be
+    /// taken for a drained socket (edge-triggered: only if no new edge is owed).
+    ///
+    /// # Errors
+    ///
+    /// `ErrorKind::NotFound` if `id` is not a live watch.
+    pub fn watch_mode(&self, id: EventId) -> io::Result<Mode> {
+        let slot = self.watchers.get(id).ok_or_else(|| not_a_watch(id))?;
+        Ok(if slot.rearm { Mode::Oneshot } else { slot.mode })
+    }
+
     /// The source of a persistent watch, outside its callback (inside, the callback has it).
     /// `None` if `id` is not a live watch, is running its callback, or holds another type.
     pub fn source_mut<S: 'static>(&mut self, id: EventId) -> Option<&mut S> {

@@ -162,6 +162,11 @@ impl<E> Watchers<E> {
         self.slots.len()
     }
 
+    pub(crate) fn get(&self, id: EventId) -> Option<&Slot<E>> {
+        let (index, generation) = split(id);
+        self.slots.get(index).filter(|s| s.generation == generation)
+    }
+
     pub(crate) fn get_mut(&mut self, id: EventId) -> Option<&mut Slot<E>> {
         let (index, generation) = split(id);
         self.slots.get_mut(index).filter(|s| s.generation == generation)

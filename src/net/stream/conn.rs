@@ -44,6 +44,11 @@ pub struct Connection<S: Stream, R: Reactor + 'static> {
     pub(super) closed: bool,
     /// A readable event came while no data callback was set.
     pub(super) unread: bool,
+    /// A read shorter than the buffer may be taken for a drained socket (no `EAGAIN` read
+    /// after it): set at watch time from the watch's mode and the backend's hints.
+    pub(super) short_read_drains: bool,
+    /// Read calls made on the socket, the ones that found nothing included.
+    pub(super) read_calls: u64,
     /// Bytes the kernel has taken, since the connection began.
     pub(super) written: u64,
     /// Write callbacks, in order, each with the `written` count at which its bytes are out.
@@ -87,6 +92,8 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
             eof: false,
             closed: false,
             unread: false,
+            short_read_drains: false,
+            read_calls: 0,
             written: 0,
             write_callbacks: VecDeque::new(),
             shutdown_callback: None,
@@ -119,6 +126,14 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
     /// Whether the read side reached EOF.
     pub fn is_eof(&self) -> bool {
         self.eof
+    }
+
+    /// The read calls made on the socket so far, the ones that found nothing (`EAGAIN`)
+    /// included: with the data callback's deliveries, what the read path costs in syscalls.
+    /// (A read shorter than the buffer is taken for a drained socket where that is safe, so
+    /// the count is usually one per message; see the [module docs](crate::net::stream).)
+    pub fn read_calls(&self) -> u64 {
+        self.read_calls
     }
 
     /// Sets the data callback: `Ok(bytes)` for each read (a slice of the connection's buffer),

@@ -67,15 +67,24 @@ pub(super) fn conn_event<S: Stream, R: Reactor + 'static>(
     if conn.queued_bytes() > 0 {
         conn.flush(rt);
     }
-    let readable = event.is_readable() || event.is_error() || event.is_read_closed();
+    let ended = event.is_error() || event.is_read_closed();
+    let readable = event.is_readable() || ended;
     if readable && !conn.is_closing() && !conn.eof {
-        read_ready(rt, state);
+        read_ready(rt, state, ended);
     }
     settle(rt, &mut state.conn);
 }
 
-/// Reads until `WouldBlock`, EOF, an error, or the per-event limit.
-fn read_ready<S: Stream, R: Reactor + 'static>(rt: &mut Runtime<R>, state: &mut StreamState<S, R>) {
+/// Reads until `WouldBlock`, EOF, an error, or the per-event limit; or, where a short read
+/// means drained (`Connection::short_read_drains`) and the event did not report the end of
+/// the stream (`ended`), until a read shorter than the buffer: the `EAGAIN` read after it is
+/// one syscall per message saved (a peer that sent exactly a buffer's worth still gets the
+/// read that finds nothing).
+fn read_ready<S: Stream, R: Reactor + 'static>(
+    rt: &mut Runtime<R>,
+    state: &mut StreamState<S, R>,
+    ended: bool,
+) {
     let StreamState { conn, buf } = state;
     // The shared buffer is only busy if a callback re-entered the loop from inside a read; then
     // this read gets a buffer of its own.
@@ -97,13 +106,20 @@ fn read_ready<S: Stream, R: Reactor + 'static>(rt: &mut Runtime<R>, state: &mut 
             conn.unread = true;
             return;
         }
+        conn.read_calls += 1;
         match conn.stream.read_some(bytes) {
             Ok(0) => {
                 conn.eof = true;
                 deliver(rt, conn, Ok(&[]));
                 return;
             }
-            Ok(n) => deliver(rt, conn, Ok(&bytes[..n])),
+            Ok(n) => {
+                let drained = n < bytes.len() && conn.short_read_drains && !ended;
+                deliver(rt, conn, Ok(&bytes[..n]));
+                if drained {
+                    return;
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {

@@ -13,6 +13,14 @@
 //!
 //! The behaviour of a connection is described in [`tcp`](crate::net::tcp#connections); it is
 //! the same for every stream type.
+//!
+//! Reads: on a readable event the connection reads into its buffer and hands each read to the
+//! data callback, until the socket is empty. A read shorter than the buffer is taken for an
+//! empty socket (no further read that would only find `EAGAIN`: one syscall per message
+//! less) where the backend owes another event for anything that arrives later: on level-
+//! triggered and re-armed watches always, on edge-triggered ones where the backend reports a
+//! peer's shutdown as `read_closed` and the event did not (so an end of stream that came with
+//! the last data is still read); not on Windows. [`Connection::read_calls`] counts the reads.
 
 mod conn;
 mod connect;
@@ -37,7 +45,7 @@ use std::net::{Shutdown, TcpStream};
 use std::rc::Rc;
 
 use crate::runtime::Runtime;
-use crate::{EventId, Interest, Reactor};
+use crate::{EventId, Interest, Mode, Reactor};
 
 /// The default size of a connection's read buffer.
 pub const DEFAULT_READ_BUFFER: usize = 64 * 1024;
@@ -191,8 +199,19 @@ pub(crate) fn adopt<S: Stream, R: Reactor + 'static>(
         options.watch,
         event::conn_event::<S, R>,
     )?;
+    // Whether a short read means drained: on a level-triggered or re-armed watch a socket
+    // with data left is reported again, so always; on an edge-triggered one only where the
+    // backend reports a peer's shutdown as `read_closed` (the end of a stream that came with
+    // the last data brings no new edge: `read_ready` reads on for an event that carries it).
+    // Not on Windows, whose backends emulate edges (as tokio).
+    let short_read_drains = !cfg!(windows)
+        && match rt.watch_mode(id)? {
+            Mode::Edge => rt.reactor().hints().peer_shutdown_read_closed,
+            _ => true,
+        };
     if let Some(state) = rt.source_mut::<StreamState<S, R>>(id) {
         state.conn.id = id;
+        state.conn.short_read_drains = short_read_drains;
     }
     Ok(Handle::from_id(id))
 }
