@@ -63,6 +63,7 @@ pub mod net;
 pub mod prelude;
 mod reactor;
 pub mod runtime;
+pub mod signal;
 mod source;
 mod sync;
 mod waker;
