@@ -61,7 +61,7 @@
 //! [`examples/graceful_shutdown.rs`]: https://github.com/portable-reactor/portable-reactor/blob/main/examples/graceful_shutdown.rs
 
 use std::fmt;
-use std::io::{self, Read};
+use std::io;
 
 use crate::runtime::{Runtime, WatchOptions};
 use crate::{Event, EventId, Interest, Reactor};
@@ -281,7 +281,7 @@ fn on_readable<R: Reactor + 'static>(
     let mut buf = [0u8; DRAIN_BUFFER];
     let mut delivered = false;
     loop {
-        match source.receiver.read(&mut buf) {
+        match sys::recv(&source.receiver, &mut buf) {
             Ok(0) => break,
             Ok(_) => delivered = true,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -305,6 +305,10 @@ mod sys {
 
     pub(super) type Receiver = UnixStream;
 
+    pub(super) fn recv(mut receiver: &Receiver, buf: &mut [u8]) -> io::Result<usize> {
+        std::io::Read::read(&mut receiver, buf)
+    }
+
     /// A Unix-domain socket pair; signal-hook's action sends a byte into the second end
     /// (`send` with `MSG_DONTWAIT`, async-signal-safe) and owns it.
     pub(super) fn register(signal: i32) -> io::Result<(Receiver, signal_hook::SigId)> {
@@ -325,6 +329,10 @@ mod sys {
     /// The receiving socket, connected to the sender: datagrams from any other address are
     /// dropped by the OS, so another process cannot fake a signal.
     pub(super) type Receiver = UdpSocket;
+
+    pub(super) fn recv(receiver: &Receiver, buf: &mut [u8]) -> io::Result<usize> {
+        receiver.recv(buf)
+    }
 
     /// A connected loopback UDP pair; the action (run by the C runtime on the console's control
     /// thread, or by `raise` on its caller's) sends one datagram, without blocking.
