@@ -61,6 +61,7 @@ pub mod kit;
 mod mechanism;
 pub mod net;
 pub mod prelude;
+pub mod process;
 mod reactor;
 pub mod runtime;
 pub mod signal;
