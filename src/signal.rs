@@ -38,7 +38,7 @@
 //!   (its handler stays installed for the life of the process, see `signal_hook_registry::unregister`),
 //!   so once a signal was watched and every watcher has stopped, a later delivery of it is
 //!   discarded instead of, say, terminating the process. A program that wants a second
-//!   `SIGTERM` to end it keeps a watcher that exits (as [`examples/graceful_shutdown.rs`] does).
+//!   `SIGTERM` to end it keeps a watcher that exits (as `examples/graceful_shutdown.rs` does).
 //!
 //! # Windows
 //!
@@ -56,9 +56,9 @@
 //! | [`SIGTERM`] | [`raise`] only (Windows never sends it) |
 //!
 //! The console's close, logoff and shutdown events are not delivered (the C runtime does not
-//! map them). Any other number in `1..=64` is refused with `ErrorKind::Unsupported`.
-//!
-//! [`examples/graceful_shutdown.rs`]: https://github.com/portable-reactor/portable-reactor/blob/main/examples/graceful_shutdown.rs
+//! map them). Under Wine deliveries do not work: Wine's msvcrt lacks `SIG_GET`, which
+//! `signal-hook-registry` uses to learn the previous handler (it then calls the value 2 as a
+//! handler); real Windows CRTs have it. Any other number in `1..=64` is refused with `ErrorKind::Unsupported`.
 
 use std::fmt;
 use std::io;

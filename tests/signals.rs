@@ -25,7 +25,19 @@ const LIMIT: Duration = Duration::from_secs(10);
 #[cfg(unix)]
 const SIG: i32 = signal::SIGUSR1;
 #[cfg(windows)]
-const SIG: i32 = signal::SIGBREAK;
+const SIG: i32 = signal::SIGINT;
+
+/// Whether deliveries can be tested here. Not under Wine: its msvcrt has no `SIG_GET`, so
+/// signal-hook-registry's first `signal(sig, SIG_GET)` (to learn the previous handler)
+/// installs the value 2 as a handler, which it later calls (a page fault at address 2). Real
+/// Windows CRTs support `SIG_GET`.
+fn deliveries_testable() -> bool {
+    if util::under_wine() {
+        eprintln!("skipped under Wine: its msvcrt lacks SIG_GET, which signal-hook-registry needs");
+        return false;
+    }
+    true
+}
 
 /// Tests raising signals take turns: a delivery reaches every watcher in the process.
 fn serial() -> MutexGuard<'static, ()> {
@@ -40,6 +52,9 @@ fn runtime<R: Reactor + 'static>(reactor: R) -> Runtime<R> {
 /// Three watchers of one signal each get one delivery of one `raise`.
 fn each_watcher_gets_each_delivery<R: Reactor + 'static>(reactor: R) {
     init();
+    if !deliveries_testable() {
+        return;
+    }
     let _turn = serial();
     let mut rt = runtime(reactor);
     let counts = Rc::new(RefCell::new(vec![0; 3]));
@@ -62,6 +77,9 @@ fn each_watcher_gets_each_delivery<R: Reactor + 'static>(reactor: R) {
 /// A stopped watcher gets nothing; the others still get the signal.
 fn stopped_watcher_gets_nothing<R: Reactor + 'static>(reactor: R) {
     init();
+    if !deliveries_testable() {
+        return;
+    }
     let _turn = serial();
     let mut rt = runtime(reactor);
     let stopped_calls = Rc::new(Cell::new(0));
@@ -89,6 +107,9 @@ fn stopped_watcher_gets_nothing<R: Reactor + 'static>(reactor: R) {
 /// runs for something else.
 fn unref_lets_run_return<R: Reactor + 'static>(reactor: R) {
     init();
+    if !deliveries_testable() {
+        return;
+    }
     let _turn = serial();
     let mut rt = runtime(reactor);
     let calls = Rc::new(Cell::new(0));
@@ -124,6 +145,9 @@ fn unref_lets_run_return<R: Reactor + 'static>(reactor: R) {
 /// immediates queued with it.
 fn repeated_signals_coalesce<R: Reactor + 'static>(reactor: R) {
     init();
+    if !deliveries_testable() {
+        return;
+    }
     let _turn = serial();
     let mut rt = runtime(reactor);
     let log = Rc::new(RefCell::new(Vec::new()));
@@ -150,6 +174,9 @@ fn repeated_signals_coalesce<R: Reactor + 'static>(reactor: R) {
 /// A signal sent from another thread while the loop blocks wakes it.
 fn delivery_wakes_a_blocked_loop<R: Reactor + 'static>(reactor: R) {
     init();
+    if !deliveries_testable() {
+        return;
+    }
     let _turn = serial();
     let mut rt = runtime(reactor);
     let loop_thread = std::thread::current().id();

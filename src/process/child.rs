@@ -76,7 +76,7 @@ impl<R: Reactor + 'static> fmt::Debug for Child<R> {
 /// # Errors
 ///
 /// - `ErrorKind::NotFound` if the program does not exist, or the working directory does not
-///   (the OS does not say which); `PermissionDenied` if it is not executable;
+///   (the OS does not say which; on Windows also for a working directory that is a file); `PermissionDenied` if it is not executable;
 ///   `InvalidInput` if it is not in an executable format, and for a zero
 ///   [`timeout`](Command::timeout).
 /// - The OS error of the spawn or of setting up the pipes (then the child is killed); the

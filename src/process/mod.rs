@@ -266,12 +266,18 @@ impl Exit {
     }
 }
 
-/// Gives spawn errors std leaves `Uncategorized` a stable kind: `ENOEXEC` (not an
-/// executable format) is `InvalidInput`.
+/// Gives spawn errors a stable kind: on Unix `ENOEXEC` (not an executable format, which std
+/// leaves `Uncategorized`) is `InvalidInput`; on Windows `ERROR_DIRECTORY` (267, a working
+/// directory that does not exist or is not a directory, `NotADirectory` in std) is
+/// `NotFound`, as a missing directory is on Unix.
 fn normalize_spawn_error(e: io::Error) -> io::Error {
     #[cfg(unix)]
     if e.raw_os_error() == Some(libc::ENOEXEC) {
         return io::Error::new(io::ErrorKind::InvalidInput, e);
+    }
+    #[cfg(windows)]
+    if e.raw_os_error() == Some(267) {
+        return io::Error::new(io::ErrorKind::NotFound, e);
     }
     e
 }
