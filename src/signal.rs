@@ -52,7 +52,7 @@
 //! | signal | delivered on |
 //! |---|---|
 //! | [`SIGINT`] | Ctrl-C, [`raise`] |
-//! | [`SIGBREAK`] | Ctrl-Break, [`raise`] |
+//! | `SIGBREAK` (21, Windows only) | Ctrl-Break, [`raise`] |
 //! | [`SIGTERM`] | [`raise`] only (Windows never sends it) |
 //!
 //! The console's close, logoff and shutdown events are not delivered (the C runtime does not

@@ -68,7 +68,7 @@ impl<R: Reactor + 'static> fmt::Debug for Child<R> {
 /// use portable_reactor::runtime::Runtime;
 ///
 /// let mut rt = Runtime::new()?;
-/// let err = process::spawn(&mut rt, Command::new("no-such-program-xyz"), |_, _| {}).unwrap_err();
+/// let err = process::spawn(&mut rt, &Command::new("no-such-program-xyz"), |_, _| {}).unwrap_err();
 /// assert_eq!(err.kind(), std::io::ErrorKind::NotFound); // synchronously, as in Node
 /// # std::io::Result::Ok(())
 /// ```

@@ -14,7 +14,7 @@
 //! # let (program, args): (&str, &[&str]) = if cfg!(windows) { ("cmd", &["/C", "echo hi"]) } else { ("sh", &["-c", "echo hi"]) };
 //! let child = process::spawn(
 //!     &mut rt,
-//!     Command::new(program).args(args).stdout(Stdio::Pipe),
+//!     &Command::new(program).args(args).stdout(Stdio::Pipe),
 //!     |_, exit| assert!(exit.unwrap().success()),
 //! )?;
 //! let out = Rc::new(RefCell::new(Vec::new()));
