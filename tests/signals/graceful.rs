@@ -107,9 +107,14 @@ pub(super) fn shutdown(backend: &str) {
     wait_for(&lines, "drained");
 
     let (tx, done) = mpsc::channel();
-    let mut child = child.0.take().unwrap();
-    std::thread::spawn(move || tx.send(child.wait()));
-    let status = done.recv_timeout(LIMIT).expect("the child did not exit").unwrap();
+    let mut waited = child.0.take().unwrap();
+    std::thread::spawn(move || tx.send(waited.wait()));
+    let Ok(status) = done.recv_timeout(LIMIT) else {
+        // SAFETY: kill(2); the child is not reaped (its wait has not returned).
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        panic!("the child did not exit");
+    };
+    let status = status.unwrap();
     assert!(status.success(), "the child exited with {status}");
 }
 
