@@ -156,3 +156,22 @@ pub(crate) fn is_resource_exhaustion(e: &io::Error) -> bool {
     const CODES: [i32; 2] = [10024, 10055];
     e.raw_os_error().is_some_and(|code| CODES.contains(&code))
 }
+/// Implements the platform's "borrow the handle" trait (so [`AsSource`](crate::AsSource)) for a
+/// watch source by delegating to one of its fields.
+macro_rules! delegate_source {
+    ($ty:ident $(<$g:ident: $bound:path>)?, $($field:tt)+) => {
+        #[cfg(unix)]
+        impl$(<$g: $bound + 'static>)? std::os::fd::AsFd for $ty$(<$g>)? {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                self.$($field)+.as_fd()
+            }
+        }
+        #[cfg(windows)]
+        impl$(<$g: $bound + 'static>)? std::os::windows::io::AsSocket for $ty$(<$g>)? {
+            fn as_socket(&self) -> std::os::windows::io::BorrowedSocket<'_> {
+                self.$($field)+.as_socket()
+            }
+        }
+    };
+}
+pub(crate) use delegate_source;
