@@ -74,8 +74,13 @@ fn one_read_per_message<R: Reactor + 'static>(reactor: R) {
     if expect_shortcut {
         assert_eq!(read_calls.get(), MESSAGES, "one read call per message");
     } else {
-        // Counted in the last delivery: every earlier message's read and its `EAGAIN` read.
-        assert_eq!(read_calls.get(), 2 * MESSAGES - 1);
+        // Counted in the last delivery: every earlier message's read and its `EAGAIN` read
+        // (and one more per spurious event, which IOCP may report).
+        assert!(
+            read_calls.get() >= 2 * MESSAGES - 1,
+            "{} read calls",
+            read_calls.get()
+        );
     }
     listener.close(&mut rt);
 }
