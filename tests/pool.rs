@@ -1,5 +1,7 @@
-//! The thread pool: cancelling queued jobs (libuv's `uv_cancel`) and the cap on slow work
-//! (libuv's slow I/O limit). Each body runs once per backend through `pool_tests!`.
+//! The thread pool: cancelling queued jobs (libuv's `uv_cancel`), the cap on slow work
+//! (libuv's slow I/O limit), and the hand-offs of the builder's `pool_spin` (order kept, no
+//! result or post lost between spinning and sleeping). Each body runs once per backend through
+//! `pool_tests!`.
 
 use std::cell::RefCell;
 use std::io::{self, ErrorKind};
@@ -295,6 +297,116 @@ fn slow_work_is_capped<R: Reactor + 'static>(reactor: R) {
     assert_eq!(ran, all, "every slow job ran once, released");
 }
 
+/// The spins the hand-off tests run with: the default, none, and one so short that the loop and
+/// the pool threads keep crossing between spinning and sleeping.
+const SPINS: [Duration; 3] = [
+    portable_reactor::runtime::DEFAULT_POOL_SPIN,
+    Duration::ZERO,
+    Duration::from_micros(1),
+];
+
+/// One thread, 200 jobs queued at once: they start, and their callbacks run, in submission
+/// order, whatever the spin.
+fn fifo_with_any_spin<R: Reactor + 'static>(make: impl Fn() -> R) {
+    init();
+    for spin in SPINS {
+        let mut rt = Builder::new()
+            .threads(1)
+            .pool_spin(spin)
+            .build_with(make())
+            .expect("runtime");
+        let started = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let called = Rc::new(RefCell::new(Vec::new()));
+        for i in 0..200usize {
+            let started = started.clone();
+            let called = called.clone();
+            rt.spawn_blocking(
+                move || started.lock().unwrap().push(i),
+                move |_, r| {
+                    r.unwrap();
+                    called.borrow_mut().push(i);
+                },
+            )
+            .unwrap();
+        }
+        run_bounded(&mut rt, LIMIT);
+        let all: Vec<usize> = (0..200).collect();
+        assert_eq!(*started.lock().unwrap(), all, "start order, spin {spin:?}");
+        assert_eq!(*called.borrow(), all, "callback order, spin {spin:?}");
+    }
+}
+
+/// Chains of jobs, one and four in flight on two threads, each job also posting to the loop
+/// from its pool thread (the post lands while the loop spins or sleeps): every result and
+/// every post arrives, whatever the spin, and an idle runtime ends.
+fn chains_lose_no_result<R: Reactor + 'static>(make: impl Fn() -> R) {
+    init();
+    const JOBS: usize = 2_000;
+    for spin in SPINS {
+        for in_flight in [1usize, 4] {
+            let mut rt = Builder::new()
+                .threads(2)
+                .pool_spin(spin)
+                .build_with(make())
+                .expect("runtime");
+            let results = Rc::new(RefCell::new(0usize));
+            let posts = Arc::new(AtomicUsize::new(0));
+            fn chain<R: Reactor + 'static>(
+                rt: &mut Runtime<R>,
+                left: Rc<RefCell<usize>>,
+                results: Rc<RefCell<usize>>,
+                posts: Arc<AtomicUsize>,
+            ) {
+                {
+                    let mut n = left.borrow_mut();
+                    if *n == 0 {
+                        return;
+                    }
+                    *n -= 1;
+                }
+                let handle = rt.handle();
+                let counted = posts.clone();
+                rt.spawn_blocking(
+                    move || {
+                        handle
+                            .post(move |_| {
+                                counted.fetch_add(1, Ordering::SeqCst);
+                            })
+                            .expect("post");
+                        7u8
+                    },
+                    move |rt, r| {
+                        assert_eq!(r.unwrap(), 7);
+                        *results.borrow_mut() += 1;
+                        chain(rt, left, results, posts);
+                    },
+                )
+                .unwrap();
+            }
+            let left = Rc::new(RefCell::new(JOBS));
+            for _ in 0..in_flight {
+                chain(&mut rt, left.clone(), results.clone(), posts.clone());
+            }
+            run_bounded(&mut rt, 3 * LIMIT);
+            assert_eq!(
+                *results.borrow(),
+                JOBS,
+                "results, spin {spin:?}, {in_flight} in flight"
+            );
+            assert_eq!(
+                posts.load(Ordering::SeqCst),
+                JOBS,
+                "posts, spin {spin:?}, {in_flight} in flight"
+            );
+            let stats = rt.stats();
+            assert_eq!(
+                (stats.pool_queued, stats.pool_running, stats.pool_pending),
+                (0, 0, 0)
+            );
+        }
+    }
+}
+
 macro_rules! pool_tests {
     ($($backend:ident => $make:expr),* $(,)?) => {$(
         mod $backend {
@@ -306,6 +418,8 @@ macro_rules! pool_tests {
             #[test] fn cancel_after_completion() { super::cancel_after_completion($make) }
             #[test] fn cancel_future_and_slow_job() { super::cancel_future_and_slow_job($make) }
             #[test] fn slow_work_is_capped() { super::slow_work_is_capped($make) }
+            #[test] fn fifo_with_any_spin() { super::fifo_with_any_spin(|| $make) }
+            #[test] fn chains_lose_no_result() { super::chains_lose_no_result(|| $make) }
         }
     )*};
 }

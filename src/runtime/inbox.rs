@@ -2,7 +2,8 @@
 //!
 //! Thread-pool completions and [`Handle::post`] callbacks are pushed here; the first push after
 //! the loop drained the queue wakes the reactor, later ones ride on that wake, so a burst of
-//! posts costs one wake-up and none is lost.
+//! posts costs one wake-up and none is lost. While the loop spins for a pool result (see
+//! [`super::spin`]) a push does not wake the reactor at all: the loop is watching.
 
 use std::any::Any;
 use std::cell::UnsafeCell;
@@ -93,6 +94,8 @@ pub(crate) struct Inbox<Rt> {
     /// The most posts `queue` holds at once.
     post_limit: usize,
     wake_pending: AtomicBool,
+    /// The loop is watching `wake_pending` instead of blocking in the reactor.
+    loop_spinning: AtomicBool,
     waker: Waker,
 }
 
@@ -112,6 +115,7 @@ impl<Rt> Inbox<Rt> {
             }),
             post_limit,
             wake_pending: AtomicBool::new(false),
+            loop_spinning: AtomicBool::new(false),
             waker,
         })
     }
@@ -137,13 +141,36 @@ impl<Rt> Inbox<Rt> {
             }
             queue.messages.push_back(message);
         }
-        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+        self.notify();
+        Ok(())
+    }
+
+    /// After a message was queued: wakes the loop unless a wake is already on its way or the
+    /// loop is spinning.
+    ///
+    /// With [`stop_spinning`](Inbox::stop_spinning), a Dekker handshake (all `SeqCst`): either
+    /// this sees the loop spinning, and the loop then sees `wake_pending` before it blocks, or
+    /// the loop has stopped spinning and this wakes it.
+    fn notify(&self) {
+        if !self.wake_pending.swap(true, Ordering::SeqCst) && !self.loop_spinning.load(Ordering::SeqCst) {
             if let Err(e) = self.waker.wake() {
                 // The message is queued; the loop drains it at its next iteration anyway.
                 log::warn!("runtime: waking the loop failed: {e}");
             }
         }
-        Ok(())
+    }
+
+    /// The loop watches [`pending`](Inbox::pending) instead of blocking: pushes do not wake
+    /// the reactor until [`stop_spinning`](Inbox::stop_spinning).
+    pub(crate) fn start_spinning(&self) {
+        self.loop_spinning.store(true, Ordering::SeqCst);
+    }
+
+    /// The loop is about to block: whether messages arrived meanwhile (then it must not; a
+    /// later push wakes the reactor).
+    pub(crate) fn stop_spinning(&self) -> bool {
+        self.loop_spinning.store(false, Ordering::SeqCst);
+        self.wake_pending.load(Ordering::SeqCst)
     }
 
     /// Moves every queued message into `into` and the tasks woken from the loop's thread
@@ -198,10 +225,8 @@ impl<Rt: 'static> Schedule for Inbox<Rt> {
         if local {
             // The loop drains the inbox before it blocks: no wake-up needed.
             self.wake_pending.store(true, Ordering::Release);
-        } else if !self.wake_pending.swap(true, Ordering::AcqRel) {
-            if let Err(e) = self.waker.wake() {
-                log::warn!("runtime: waking the loop failed: {e}");
-            }
+        } else {
+            self.notify();
         }
     }
 }

@@ -238,6 +238,7 @@ impl<R: Reactor + 'static> Runtime<R> {
             .events
             .take()
             .unwrap_or_else(|| Events::with_capacity(self.config.events_capacity));
+        let (timeout, blocked_at) = self.spin_for_results(timeout);
         let polled = self.reactor.poll(&mut events, timeout);
         self.update_time();
         if let Err(e) = polled {
@@ -250,6 +251,9 @@ impl<R: Reactor + 'static> Runtime<R> {
         }
         self.events = Some(events);
         self.inbox.drain_into(&mut self.mailbox, &mut self.woken);
+        if let Some(at) = blocked_at {
+            self.blocked_for_results(at);
+        }
         while let Some(message) = self.mailbox.pop_front() {
             match message {
                 Message::Post(callback) => callback(self),

@@ -82,6 +82,7 @@ mod local;
 mod pool;
 mod pool_api;
 mod schedule;
+mod spin;
 mod stats;
 mod task;
 mod time;
@@ -103,8 +104,8 @@ use slab::Slab;
 pub use async_io::Async;
 pub use async_traits::HalfClose;
 pub use builder::{
-    Builder, DEFAULT_HIGH_WATERMARK, DEFAULT_IO_TIMEOUT, DEFAULT_POST_LIMIT, DEFAULT_QUEUE_LIMIT,
-    DEFAULT_THREADS, THREADS_ENV,
+    Builder, DEFAULT_HIGH_WATERMARK, DEFAULT_IO_TIMEOUT, DEFAULT_POOL_SPIN, DEFAULT_POST_LIMIT,
+    DEFAULT_QUEUE_LIMIT, DEFAULT_THREADS, THREADS_ENV,
 };
 pub use inbox::Handle;
 pub use local::Local;
@@ -164,6 +165,8 @@ pub struct Runtime<R: Reactor + 'static = DefaultReactor> {
     closing: VecDeque<Callback<R>>,
     watchers: Watchers<Box<dyn Entry<R>>>,
     pool: Pool,
+    /// How long the loop spins for a pool result before it blocks (see [`spin`]).
+    spin: spin::LoopSpin,
     /// Pool jobs whose result has not reached their callback, with their id's sequence number.
     jobs: Slab<(u64, JobCallback<R>)>,
     /// The sequence number of the next pool job.
@@ -220,7 +223,8 @@ impl<R: Reactor + 'static> Runtime<R> {
         let seed = random_seed();
         Ok(Runtime {
             events: Some(Events::with_capacity(config.events_capacity)),
-            pool: Pool::new(config.threads),
+            pool: Pool::new(config.threads, config.pool_spin),
+            spin: spin::LoopSpin::new(config.pool_spin),
             reactor,
             config,
             timers: Rc::new(RefCell::new(TimerQueue::with_seed(now, seed))),

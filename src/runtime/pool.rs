@@ -6,15 +6,22 @@
 //! likes). At most [`slow_limit`] threads run slow work at once; the rest of the slow work waits
 //! in its own queue, so ordinary work always has a thread (with two threads or more). Jobs of
 //! both classes start in submission order when they may start at all.
+//!
+//! A thread that finished a job watches the queue for a moment before it sleeps (one thread at
+//! a time, for the builder's [`pool_spin`](super::Builder::pool_spin); see [`super::spin`]): a
+//! job submitted meanwhile starts without a wake-up.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use crate::sync::lock;
 use std::thread;
 
 use super::inbox::{Inbox, JobOutput, Message};
+use super::spin::spin_until;
 
 /// A job: computes a boxed value on a pool thread.
 pub(crate) type Work = Box<dyn FnOnce() -> Box<dyn std::any::Any + Send> + Send>;
@@ -42,31 +49,47 @@ struct Jobs {
     slow_running: usize,
     slow_limit: usize,
     /// Threads waiting on the condvar. A job is announced (a futex syscall) only when one is
-    /// waiting: a busy thread checks the queue before it waits.
+    /// waiting and the spinning thread (which checks the queue before it waits) will not take
+    /// it: a busy thread checks the queue before it waits too.
     idle: usize,
+    /// Threads watching the queue before they wait (0 or 1).
+    spinning: usize,
     shutdown: bool,
 }
 
 impl Jobs {
     /// The oldest job that may start now, and whether it is slow.
-    fn next(&mut self) -> Option<(Queued, bool)> {
+    fn next(&mut self, queued: &AtomicUsize) -> Option<(Queued, bool)> {
         let slow_ok = self.slow_running < self.slow_limit;
         let take_slow = match (self.queue.front(), self.slow.front()) {
             (_, None) => false,
             (None, Some(_)) => slow_ok,
             (Some(ordinary), Some(slow)) => slow_ok && slow.seq < ordinary.seq,
         };
-        if take_slow {
+        let next = if take_slow {
             self.slow.pop_front().map(|job| (job, true))
         } else {
             self.queue.pop_front().map(|job| (job, false))
+        };
+        if next.is_some() {
+            self.count(queued);
         }
+        next
+    }
+
+    /// Publishes the number of queued jobs for the spinning thread.
+    fn count(&self, queued: &AtomicUsize) {
+        queued.store(self.queue.len() + self.slow.len(), Ordering::Release);
     }
 }
 
 struct Shared {
     jobs: Mutex<Jobs>,
     ready: Condvar,
+    /// Jobs in the queues, as last counted under the lock: what a spinning thread watches.
+    queued: AtomicUsize,
+    /// How long a thread that finished a job watches the queue before it waits.
+    spin: Duration,
 }
 
 /// The pool. Dropping it lets the threads finish their current job and exit.
@@ -77,7 +100,8 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    pub(crate) fn new(threads: usize) -> Pool {
+    /// A pool of up to `threads` threads, each watching the queue for up to `spin` after a job.
+    pub(crate) fn new(threads: usize, spin: Duration) -> Pool {
         Pool {
             shared: Arc::new(Shared {
                 jobs: Mutex::new(Jobs {
@@ -87,9 +111,12 @@ impl Pool {
                     slow_running: 0,
                     slow_limit: slow_limit(threads),
                     idle: 0,
+                    spinning: 0,
                     shutdown: false,
                 }),
                 ready: Condvar::new(),
+                queued: AtomicUsize::new(0),
+                spin,
             }),
             threads,
             spawned: 0,
@@ -110,7 +137,7 @@ impl Pool {
         slow: bool,
         inbox: &Arc<Inbox<Rt>>,
     ) -> std::io::Result<()> {
-        let (queued, idle) = {
+        let (queued, announce) = {
             let mut jobs = lock(&self.shared.jobs);
             let job = Queued { key, seq, work };
             if slow {
@@ -118,7 +145,11 @@ impl Pool {
             } else {
                 jobs.queue.push_back(job);
             }
-            (jobs.queue.len() + jobs.slow.len() + jobs.running, jobs.idle)
+            jobs.count(&self.shared.queued);
+            let waiting = jobs.queue.len() + jobs.slow.len();
+            // The spinning thread takes one job before it may wait (it checks under this
+            // lock): wake a sleeper only for the others.
+            (waiting + jobs.running, jobs.idle > 0 && waiting > jobs.spinning)
         };
         if self.spawned < self.threads && queued > self.spawned {
             if let Err(e) = self.spawn(inbox) {
@@ -135,7 +166,7 @@ impl Pool {
                 lock(&self.shared.jobs).slow_limit = slow_limit(self.threads);
             }
         }
-        if idle > 0 {
+        if announce {
             self.shared.ready.notify_one();
         }
         Ok(())
@@ -146,12 +177,15 @@ impl Pool {
     pub(crate) fn cancel(&self, seq: u64) -> Option<Work> {
         let mut jobs = lock(&self.shared.jobs);
         let jobs = &mut *jobs;
+        let mut work = None;
         for queue in [&mut jobs.queue, &mut jobs.slow] {
             if let Some(at) = queue.iter().position(|job| job.seq == seq) {
-                return queue.remove(at).map(|job| job.work);
+                work = queue.remove(at).map(|job| job.work);
+                break;
             }
         }
-        None
+        jobs.count(&self.shared.queued);
+        work
     }
 
     fn spawn<Rt: 'static>(&mut self, inbox: &Arc<Inbox<Rt>>) -> std::io::Result<()> {
@@ -184,6 +218,8 @@ impl Drop for Pool {
 }
 
 fn worker<Rt>(shared: &Shared, inbox: &Inbox<Rt>) {
+    // Whether this thread may spin before it waits: only after a job, once.
+    let mut may_spin = false;
     loop {
         let (job, slow) = {
             let mut jobs = lock(&shared.jobs);
@@ -191,13 +227,23 @@ fn worker<Rt>(shared: &Shared, inbox: &Inbox<Rt>) {
                 if jobs.shutdown {
                     return;
                 }
-                if let Some((job, slow)) = jobs.next() {
+                if let Some((job, slow)) = jobs.next(&shared.queued) {
                     jobs.running += 1;
                     if slow {
                         jobs.slow_running += 1;
                     }
                     break (job, slow);
                 }
+                if may_spin && jobs.spinning == 0 && !shared.spin.is_zero() {
+                    may_spin = false;
+                    jobs.spinning += 1;
+                    drop(jobs);
+                    spin_until(shared.spin, || shared.queued.load(Ordering::Acquire) > 0);
+                    jobs = lock(&shared.jobs);
+                    jobs.spinning -= 1;
+                    continue;
+                }
+                may_spin = false;
                 jobs.idle += 1;
                 jobs = shared
                     .ready
@@ -206,6 +252,7 @@ fn worker<Rt>(shared: &Shared, inbox: &Inbox<Rt>) {
                 jobs.idle -= 1;
             }
         };
+        may_spin = true;
         let Queued { key, work, .. } = job;
         let output: JobOutput = catch_unwind(AssertUnwindSafe(work));
         let wake_another = {
