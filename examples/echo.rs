@@ -29,7 +29,7 @@ use std::net::{SocketAddr, TcpListener};
 
 use portable_reactor::net::tcp::{self, Conn, ConnOptions, ListenOptions, Listener};
 use portable_reactor::runtime::{Builder, Runtime};
-use portable_reactor::{reactor_by_name, Reactor};
+use portable_reactor::{reactor_by_name, DefaultReactor, MioReactor, PollingReactor, Reactor};
 
 /// The options echo connections use: `TCP_NODELAY` (each echo is sent at once) and the
 /// defaults otherwise (64 KiB read buffer, 1 MiB write bound, the runtime's idle deadline).
@@ -103,7 +103,17 @@ fn main() {
 }
 
 fn run(backend: &str, addr: SocketAddr) -> io::Result<()> {
-    let mut rt = Builder::new().build_with(reactor_by_name(backend)?)?;
+    // The static type where the name says which: no `Box<dyn Reactor>` call per poll.
+    match backend {
+        "default" => run_on(DefaultReactor::new()?, addr),
+        "polling" => run_on(PollingReactor::new()?, addr),
+        "mio" => run_on(MioReactor::new()?, addr),
+        other => run_on(reactor_by_name(other)?, addr),
+    }
+}
+
+fn run_on<R: Reactor + 'static>(reactor: R, addr: SocketAddr) -> io::Result<()> {
+    let mut rt = Builder::new().build_with(reactor)?;
     let listener = serve(&mut rt, addr)?;
     println!(
         "echo: listening on {} ({}: {})",

@@ -92,16 +92,24 @@ fn check_buffer(what: &str, bytes: usize) -> io::Result<()> {
 
 /// A zeroed buffer of `bytes` bytes, or `ErrorKind::OutOfMemory` if it cannot be allocated
 /// (never an abort: the size may come from a setting, and the moment from a peer's bytes).
+#[inline]
 fn alloc_buffer(buf: &mut Vec<u8>, bytes: usize) -> io::Result<()> {
     if buf.len() < bytes {
-        buf.try_reserve_exact(bytes - buf.len()).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::OutOfMemory,
-                format!("cannot allocate a buffer of {bytes} bytes: {e}"),
-            )
-        })?;
-        buf.resize(bytes, 0);
+        return grow_buffer(buf, bytes);
     }
+    Ok(())
+}
+
+/// The first use of a buffer (or a bigger one): fallible, out of the read path.
+#[cold]
+fn grow_buffer(buf: &mut Vec<u8>, bytes: usize) -> io::Result<()> {
+    buf.try_reserve_exact(bytes - buf.len()).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            format!("cannot allocate a buffer of {bytes} bytes: {e}"),
+        )
+    })?;
+    buf.resize(bytes, 0);
     Ok(())
 }
 

@@ -177,7 +177,8 @@ impl<Rt> Inbox<Rt> {
     /// into `woken` (both kept by the caller, so steady-state draining allocates nothing).
     /// Cheap when nothing was posted or woken. Called on the loop's thread.
     pub(crate) fn drain_into(&self, into: &mut VecDeque<Message<Rt>>, woken: &mut VecDeque<Arc<TaskHeader>>) {
-        if self.wake_pending.swap(false, Ordering::AcqRel) {
+        // A plain load first: the locked swap only when something was posted.
+        if self.wake_pending.load(Ordering::Acquire) && self.wake_pending.swap(false, Ordering::AcqRel) {
             self.local.take(woken);
             let mut queue = lock(&self.queue);
             if !queue.messages.is_empty() {

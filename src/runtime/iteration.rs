@@ -121,6 +121,10 @@ impl<R: Reactor + 'static> Runtime<R> {
     }
 
     pub(super) fn run_timers(&mut self) {
+        if self.timers.borrow().next_deadline().is_none() {
+            // No timer: nothing to convert the loop time for.
+            return;
+        }
         let now = self.now();
         loop {
             // The queue's borrow ends before the timer runs: its callback may start timers.
@@ -222,15 +226,25 @@ impl<R: Reactor + 'static> Runtime<R> {
             return Some(Duration::ZERO);
         }
         let timer = self.timers.borrow().next_deadline();
-        let next = match (timer, self.watchers.next_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let watch = self.watchers.next_deadline();
         // The exact time left: the timer queue already batches a millisecond's timers under
         // its latest deadline, and the reactor never returns before the timeout (backends
         // that wait in whole milliseconds round it up themselves). Rounding here too made
         // every timer a millisecond late.
-        next.map(|at| at.saturating_duration_since(Instant::now()))
+        match (timer, watch) {
+            // A timer decides: the time left from a fresh clock read, so callbacks that ran
+            // since the loop time was taken do not make it late.
+            (Some(timer), None) => Some(timer.saturating_duration_since(Instant::now())),
+            (Some(timer), Some(watch)) if timer <= watch => {
+                Some(timer.saturating_duration_since(Instant::now()))
+            }
+            // An idle deadline decides: from the loop time, which saves a clock read per
+            // iteration. The wait can only come out longer (late by what the callbacks since
+            // the loop time took, as in libuv), never early, and deadlines are checked against
+            // the loop time read when the poll returns.
+            (_, Some(watch)) => Some(watch.saturating_duration_since(self.now())),
+            (None, None) => None,
+        }
     }
 
     pub(super) fn poll_io(&mut self, timeout: Option<Duration>) -> io::Result<()> {

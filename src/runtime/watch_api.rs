@@ -205,7 +205,11 @@ impl<R: Reactor + 'static> Runtime<R> {
     }
 
     /// Registers queued watches while the high watermark allows.
+    #[inline]
     pub(super) fn admit_queued(&mut self) {
+        if !self.watchers.has_queue() {
+            return;
+        }
         while self.watchers.registered() < self.config.high_watermark {
             let Some(id) = self.watchers.admit() else { return };
             log::debug!("runtime: watch {id} admitted from the queue");

@@ -60,9 +60,18 @@ pub(crate) struct Slot<E> {
     in_queue: bool,
     pub(crate) refed: bool,
     timeout: Option<Duration>,
-    deadline: Option<Instant>,
+    /// The last activity (an event, or the deadline being set): the deadline is `timeout` after
+    /// it, computed only when a heap entry surfaces, so an event costs a copy of the loop time.
+    active: Instant,
     /// The deadline of this watcher's live heap entry, if it has one.
     heap_at: Option<Instant>,
+}
+
+impl<E> Slot<E> {
+    /// The idle deadline: `timeout` after the last activity.
+    fn deadline(&self) -> Option<Instant> {
+        self.timeout.map(|t| super::deadline_after(self.active, t))
+    }
 }
 
 /// What a new watcher starts with.
@@ -141,7 +150,7 @@ impl<E> Watchers<E> {
             in_queue: new.state == State::Queued,
             refed: true,
             timeout: new.timeout,
-            deadline,
+            active: now,
             heap_at: deadline,
         });
         let id = EventId(index | (generation << INDEX_BITS));
@@ -245,10 +254,9 @@ impl<E> Watchers<E> {
     }
 
     /// An event arrived: the idle deadline restarts at `now`.
+    #[inline]
     pub(crate) fn touch(slot: &mut Slot<E>, now: Instant) {
-        if let Some(timeout) = slot.timeout {
-            slot.deadline = Some(super::deadline_after(now, timeout));
-        }
+        slot.active = now;
     }
 
     /// Changes a watcher's timeout, counting from `now`.
@@ -257,8 +265,8 @@ impl<E> Watchers<E> {
             return false;
         };
         slot.timeout = timeout;
-        slot.deadline = timeout.map(|t| super::deadline_after(now, t));
-        if let Some(deadline) = slot.deadline {
+        slot.active = now;
+        if let Some(deadline) = slot.deadline() {
             if slot.heap_at.is_none_or(|at| deadline < at) {
                 slot.heap_at = Some(deadline);
                 self.deadlines.push(Reverse((deadline, id)));
@@ -314,7 +322,15 @@ impl<E> Watchers<E> {
     }
 
     /// The next watcher whose deadline passed at `now`, if any. Its heap entry is consumed.
+    #[inline]
     pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<EventId> {
+        match self.deadlines.peek() {
+            Some(Reverse((at, _))) if *at <= now => self.pop_expired_slow(now),
+            _ => None,
+        }
+    }
+
+    fn pop_expired_slow(&mut self, now: Instant) -> Option<EventId> {
         loop {
             let Reverse((at, id)) = *self.deadlines.peek()?;
             if at > now {
@@ -325,7 +341,7 @@ impl<E> Watchers<E> {
             if slot.heap_at != Some(at) {
                 continue;
             }
-            match slot.deadline {
+            match slot.deadline() {
                 Some(deadline) if deadline <= now => {
                     slot.heap_at = None;
                     return Some(id);
@@ -337,6 +353,13 @@ impl<E> Watchers<E> {
                 None => slot.heap_at = None,
             }
         }
+    }
+
+    /// Whether the high-watermark queue holds ids (live or stale): only then can `admit`
+    /// find one.
+    #[inline]
+    pub(crate) fn has_queue(&self) -> bool {
+        !self.queue.is_empty()
     }
 
     pub(crate) fn registered(&self) -> usize {

@@ -59,6 +59,9 @@ pub struct Connection<S: Stream, R: Reactor + 'static> {
     pub(super) closing: Option<Closing>,
     /// The close callback of a close that waits.
     pub(super) on_close: Option<OnClose<R>>,
+    /// The connection's watch callback is running: it asks for the interest the connection
+    /// needs once, when it ends (`event::settle`), so a write from the data callback need not.
+    pub(super) in_event: bool,
 }
 
 impl<S: Stream, R: Reactor + 'static> fmt::Debug for Connection<S, R> {
@@ -99,6 +102,7 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
             shutdown_callback: None,
             closing: None,
             on_close: None,
+            in_event: false,
         }
     }
 
@@ -164,7 +168,9 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
     /// - The OS error of the write (`BrokenPipe`, `ConnectionReset`, ...).
     pub fn write(&mut self, rt: &mut Runtime<R>, data: &[u8]) -> io::Result<()> {
         self.queue_write(data)?;
-        self.apply_interest(rt);
+        if !self.in_event {
+            self.apply_interest(rt);
+        }
         Ok(())
     }
 

@@ -64,6 +64,7 @@ pub(super) fn conn_event<S: Stream, R: Reactor + 'static>(
         conn.close_now(rt, on_close, io::ErrorKind::Interrupted);
         return;
     }
+    conn.in_event = true;
     if conn.queued_bytes() > 0 {
         conn.flush(rt);
     }
@@ -156,6 +157,7 @@ pub(super) fn set_watch_interest<R: Reactor + 'static>(
 
 /// After an event: close a finished connection, or ask for the interest it needs.
 fn settle<S: Stream, R: Reactor + 'static>(rt: &mut Runtime<R>, conn: &mut Connection<S, R>) {
+    conn.in_event = false;
     if conn.closed {
         return;
     }
