@@ -288,7 +288,10 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
 
     /// The interest the connection needs now (`None`: nothing to wait for).
     pub(super) fn wanted_interest(&self) -> Option<Interest> {
-        let read = !self.eof && !self.reading_paused && self.closing.is_none();
+        // Data that came before the data callback waits in the kernel until one is set (a
+        // level-triggered watch would otherwise report it at every poll).
+        let waiting_for_callback = self.unread && self.on_data.is_none();
+        let read = !self.eof && !self.reading_paused && self.closing.is_none() && !waiting_for_callback;
         // Callbacks that are due keep the watch live, so the event that runs them is dispatched.
         let write =
             self.queued_bytes() > 0 || self.has_due_callbacks() || self.closing == Some(Closing::NextEvent);

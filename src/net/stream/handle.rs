@@ -92,11 +92,14 @@ impl<S: Stream> Handle<S> {
         rt: &mut Runtime<R>,
         callback: impl FnMut(&mut Runtime<R>, &mut Connection<S, R>, io::Result<&[u8]>) + 'static,
     ) -> io::Result<()> {
-        let conn = &mut self.state(rt)?.conn;
-        conn.on_data(callback);
-        if std::mem::take(&mut conn.unread) {
-            // Be called back to read what is waiting (edge-triggered backends will not report it
-            // again).
+        // Reading resumes if it waited for a callback (`update` asks for the interest).
+        let unread = self.update(rt, |conn| {
+            conn.on_data(callback);
+            Ok(std::mem::take(&mut conn.unread))
+        })?;
+        if unread {
+            // Be called back to read what is waiting (edge-triggered backends need not report
+            // it again).
             rt.wake_watch(self.id)?;
         }
         Ok(())

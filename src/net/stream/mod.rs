@@ -44,7 +44,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::rc::Rc;
 
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, Trigger, WatchOptions};
 use crate::{EventId, Interest, Mode, Reactor};
 
 /// The default size of a connection's read buffer.
@@ -196,7 +196,7 @@ pub(crate) fn adopt<S: Stream, R: Reactor + 'static>(
     let id = rt.watch_with(
         state,
         Interest::READABLE,
-        options.watch,
+        stream_watch(rt.reactor(), options.watch),
         event::conn_event::<S, R>,
     )?;
     // Whether a short read means drained: on a level-triggered or re-armed watch a socket
@@ -214,6 +214,26 @@ pub(crate) fn adopt<S: Stream, R: Reactor + 'static>(
         state.conn.short_read_drains = short_read_drains;
     }
     Ok(Handle::from_id(id))
+}
+
+/// The watch options a connection registers with: as asked, except that an edge-triggered
+/// watch becomes level-triggered (on Unix) where the backend has level-triggering and does not
+/// report a peer's shutdown as `read_closed` (the `polling` adapter): there an edge-triggered
+/// connection must read until `EAGAIN` after every message (the end of a stream that came with
+/// the last data brings no new edge), where a level-triggered one takes a short read for a
+/// drained socket. One syscall per message saved; the connection behaves the same either way
+/// (its callbacks never see the events).
+fn stream_watch<R: Reactor>(reactor: &R, watch: WatchOptions) -> WatchOptions {
+    let edge_costs_a_read = cfg!(unix)
+        && watch.trigger == Trigger::Edge
+        && reactor.supports(Mode::Edge)
+        && !reactor.hints().peer_shutdown_read_closed
+        && reactor.supports(Mode::Level);
+    if edge_costs_a_read {
+        watch.trigger(Trigger::Level)
+    } else {
+        watch
+    }
 }
 
 /// The placeholder id of a connection not watched yet.
