@@ -8,7 +8,8 @@
 # Each leg's output is printed live and also saved to target/ci-logs/<leg>.log.
 # At the end a table shows every leg as PASSED / FAILED / SKIPPED (with the
 # reason), then the last line reads `ci: N passed, M failed[, K skipped]`.
-# Exit status is 1 when a leg FAILED. A leg whose prerequisites cannot be
+# Exit status is 1 when a leg FAILED (a leg running past CI_LEG_LIMIT seconds,
+# default 1500, is killed and FAILED). A leg whose prerequisites cannot be
 # installed (apt package, rustup target, pip package) is SKIPPED, loudly.
 #
 # Everything a leg needs is installed by that leg (idempotently), so native
@@ -355,6 +356,34 @@ dispatch() { # $1 = leg name; runs in a subshell
     esac
 }
 
+# A leg that runs past CI_LEG_LIMIT seconds (default 1500; the longest leg takes about 400 s
+# here) is killed and FAILED: a hung test must fail its leg, never hold the whole run past
+# the CI's own limit with nothing reported.
+LEG_LIMIT="${CI_LEG_LIMIT:-1500}"
+
+run_limited() { # $1 = leg name; runs in a subshell
+    local pid watchdog rc
+    set -m # the leg in its own process group, so the watchdog can kill all of it
+    ( dispatch "$1" ) &
+    pid=$!
+    set +m
+    (
+        sleep "$LEG_LIMIT" </dev/null >/dev/null 2>&1
+        if kill -0 "$pid" 2>/dev/null; then
+            echo "ci: leg $1 ran past ${LEG_LIMIT}s (CI_LEG_LIMIT): killed" >&2
+            kill -TERM -- "-$pid" 2>/dev/null
+            sleep 5 </dev/null >/dev/null 2>&1
+            kill -KILL -- "-$pid" 2>/dev/null
+        fi
+    ) &
+    watchdog=$!
+    wait "$pid"
+    rc=$?
+    kill "$watchdog" 2>/dev/null
+    wait "$watchdog" 2>/dev/null
+    return "$rc"
+}
+
 case "${1:-}" in
     -h|--help) sed -n '2,/^set -u/p' "$0" | sed 's/^# \{0,1\}//;/^set -u/d'; exit 0 ;;
     --list) default_legs; echo test-native; exit 0 ;;
@@ -386,7 +415,7 @@ for leg in $LEGS; do
     echo "ci: leg $leg   (log: target/ci-logs/$leg.log)"
     echo "=================================================================="
     t0=$(date +%s)
-    ( dispatch "$leg" ) 2>&1 | tee "$log"
+    ( run_limited "$leg" ) 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     t1=$(date +%s)
     secs=$((t1 - t0))

@@ -83,6 +83,8 @@ macro_rules! __conformance_behaviours {
                 "poll(None): blocks until an event or a wake";
             contention wake_storm_never_fails_poll
                 "waker: a wake makes poll return, never fail";
+            contention wakes_racing_poll_are_never_lost
+                "waker: a wake racing the start of poll is never lost";
             contention zero_timeout_does_not_wait_for_a_blocked_poll
                 "poll(Some(0)): never blocks, not even behind another thread's poll";
             hints mechanism_matches_target_os

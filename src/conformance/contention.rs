@@ -1,7 +1,7 @@
 //! Polls under contention: a storm of wakes from other threads, and a zero-timeout poll while
 //! another thread's poll blocks.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -63,6 +63,76 @@ pub fn wake_storm_never_fails_poll<R: Reactor>(make: impl Fn() -> R) {
             polls += 1;
         }
         log::debug!("wake storm: {polls} polls in {storm:?}, none failed");
+    });
+}
+
+/// How many rounds [`wakes_racing_poll_are_never_lost`] runs.
+const RACE_ROUNDS: u32 = 2_000;
+
+/// Every wake ends a poll, including one that races the start of the wait: for 2,000 rounds,
+/// another thread wakes the reactor once, released just as this thread enters `poll` (after a
+/// delay that varies by round, sweeping the window between "about to wait" and "in the OS
+/// wait"), and that poll (or the next, if the wake beat it) returns within a second (scaled).
+/// A backend whose bookkeeping can drop a wake (a "notified" flag left set, after which every
+/// wake is a no-op) fails in a second instead of hanging an event loop forever.
+pub fn wakes_racing_poll_are_never_lost<R: Reactor>(make: impl Fn() -> R) {
+    let reactor = make();
+    let patience = scaled(Duration::from_secs(1));
+    // The round the waking thread may wake for; it watches this instead of sleeping, so that
+    // it wakes within nanoseconds of the release (a sleeping thread would wake long after
+    // this thread is inside the OS wait, and the race would never happen).
+    let released = AtomicU32::new(0);
+    let stop = AtomicBool::new(false);
+    thread::scope(|s| {
+        let (waker, released, stop) = (reactor.waker(), &released, &stop);
+        s.spawn(move || {
+            let mut done = 0;
+            loop {
+                let mut checks = 0u32;
+                while released.load(Ordering::Acquire) == done {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    checks += 1;
+                    if checks % 256 == 0 {
+                        // Leave the polling thread a core on a small machine.
+                        thread::yield_now();
+                    }
+                    std::hint::spin_loop();
+                }
+                done += 1;
+                for _ in 0..(done % 64) * 4 {
+                    std::hint::spin_loop();
+                }
+                waker.wake().expect("a wake failed");
+            }
+        });
+        let _stop = StopOnDrop(stop);
+        let mut events = Events::with_capacity(8);
+        let start = Instant::now();
+        for round in 0..RACE_ROUNDS {
+            released.store(round + 1, Ordering::Release);
+            let began = Instant::now();
+            let polled = reactor.poll(&mut events, Some(patience * 2));
+            let took = began.elapsed();
+            if let Err(e) = polled {
+                panic!("round {round}: poll failed: {e} (ErrorKind::{:?})", e.kind());
+            }
+            assert!(
+                events.is_empty(),
+                "round {round}: a wake surfaces no event: {:?}",
+                events.as_slice()
+            );
+            assert!(
+                took < patience,
+                "round {round}: a wake sent as poll began did not end it in {took:?}: a wake \
+                 was lost"
+            );
+        }
+        log::debug!(
+            "wakes racing poll: {RACE_ROUNDS} rounds in {:?}, none lost",
+            start.elapsed()
+        );
     });
 }
 
