@@ -1,5 +1,6 @@
 //! Bench 2: echo server throughput. The runtime's net modules vs a tokio current_thread echo
-//! server, a hand-written edge-triggered mio loop and the Node.js `net` echo server (skipped
+//! server, a hand-written edge-triggered mio loop, a raw edge-triggered epoll loop on libc (the
+//! floor, Linux only; its ratio is reported without a goal) and the Node.js `net` echo server (skipped
 //! with a note when `node` is absent), each in a child process pinned to core 0, all driven by
 //! the same loadgen (`benches/common/loadgen.rs`, also `examples/loadgen.rs`) on core 1 at
 //! 1x64 B, 64x64 B and 256x1 KiB, with the runtime's default deadline on every read.
@@ -85,6 +86,7 @@ fn main() {
                 size,
                 secs: cfg.secs,
                 warmup,
+                count: None,
             };
             let cpu_before = common::proc_cpu_secs(running.pid());
             match loadgen::run(&lc) {
@@ -133,6 +135,13 @@ fn main() {
                                 .goal_at_least(goal),
                         );
                     }
+                }
+                // The floor, for scale (no goal: kernel-bound, it ties everyone here).
+                if let Some(j) = index_of(EchoServer::RawEpoll) {
+                    report.row(
+                        Row::new(&name, "round trips/s", &rates[i])
+                            .vs(EchoServer::RawEpoll.name(), &rates[i], &rates[j]),
+                    );
                 }
             } else {
                 let mut row = Row::new(&name, "round trips/s", &rates[i]);

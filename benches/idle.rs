@@ -153,6 +153,7 @@ mod imp {
                 size: 64,
                 secs: cfg.secs,
                 warmup: Duration::from_millis(100),
+                count: None,
             };
             match loadgen::run(&lc) {
                 Ok(r) => r.rtt_per_sec,

@@ -27,17 +27,22 @@ pub struct LoadConfig {
     pub secs: Duration,
     /// Warm-up before measuring (round trips then are not counted).
     pub warmup: Duration,
+    /// Exactly this many round trips in all, then stop (`secs` is then only a bound, and
+    /// there is no warm-up): what instruction and syscall counts divide by.
+    pub count: Option<u64>,
 }
 
 impl LoadConfig {
-    /// Parses `--addr A --conns C --size S --secs D [--warmup W]` (durations in seconds,
-    /// fractions allowed).
+    /// Parses `--addr A --conns C --size S --secs D [--warmup W] [--count N]` (durations in
+    /// seconds, fractions allowed; with `--count`, exactly N round trips, no warm-up, and
+    /// `--secs` only bounds the run).
     pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<LoadConfig, String> {
         let mut addr = None;
         let mut conns = 1usize;
         let mut size = 64usize;
         let mut secs = 5.0f64;
         let mut warmup = 1.0f64;
+        let mut count = None;
         let mut it = args.into_iter();
         while let Some(flag) = it.next() {
             let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -47,13 +52,17 @@ impl LoadConfig {
                 "--size" => size = value()?.parse().map_err(|e| format!("--size: {e}"))?,
                 "--secs" => secs = value()?.parse().map_err(|e| format!("--secs: {e}"))?,
                 "--warmup" => warmup = value()?.parse().map_err(|e| format!("--warmup: {e}"))?,
+                "--count" => count = Some(value()?.parse().map_err(|e| format!("--count: {e}"))?),
                 "-h" | "--help" => return Err(USAGE.into()),
                 other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
             }
         }
         let addr = addr.ok_or_else(|| format!("--addr is required\n{USAGE}"))?;
-        if conns == 0 || size == 0 {
-            return Err("--conns and --size must be at least 1".into());
+        if conns == 0 || size == 0 || count == Some(0) {
+            return Err("--conns, --size and --count must be at least 1".into());
+        }
+        if count.is_some() {
+            warmup = 0.0;
         }
         let dur = |s: f64, name: &str| Duration::try_from_secs_f64(s).map_err(|e| format!("{name}: {e}"));
         Ok(LoadConfig {
@@ -62,12 +71,14 @@ impl LoadConfig {
             size,
             secs: dur(secs, "--secs")?,
             warmup: dur(warmup, "--warmup")?,
+            count,
         })
     }
 }
 
 /// Usage text of the loadgen example.
-pub const USAGE: &str = "usage: loadgen --addr 127.0.0.1:PORT --conns C --size S --secs D [--warmup W]";
+pub const USAGE: &str =
+    "usage: loadgen --addr 127.0.0.1:PORT --conns C --size S --secs D [--warmup W] [--count N]";
 
 /// What a run measured.
 #[derive(Clone, Debug)]
@@ -94,8 +105,15 @@ impl LoadResult {
     /// The one machine-readable line the example prints.
     pub fn line(&self) -> String {
         format!(
-            "loadgen conns={} size={} secs={:.3} rtt_per_sec={:.1} p50_us={:.1} p99_us={:.1} errors={}",
-            self.conns, self.size, self.secs, self.rtt_per_sec, self.p50_us, self.p99_us, self.errors
+            "loadgen conns={} size={} secs={:.3} round_trips={} rtt_per_sec={:.1} p50_us={:.1} p99_us={:.1} errors={}",
+            self.conns,
+            self.size,
+            self.secs,
+            self.round_trips,
+            self.rtt_per_sec,
+            self.p50_us,
+            self.p99_us,
+            self.errors
         )
     }
 }
@@ -177,6 +195,33 @@ impl Histogram {
     }
 }
 
+/// Round trips left to start when the run is counted (`LoadConfig::count`).
+struct Budget(Option<u64>);
+
+/// What every connection's progress adds to: the latencies, the round trips counted from
+/// `measure_from`, the errors, and the budget of a counted run.
+struct Tally {
+    measure_from: Instant,
+    hist: Histogram,
+    round_trips: u64,
+    errors: u64,
+    budget: Budget,
+}
+
+impl Budget {
+    /// Takes one round trip from the budget; false when it is spent.
+    fn take(&mut self) -> bool {
+        match &mut self.0 {
+            None => true,
+            Some(0) => false,
+            Some(left) => {
+                *left -= 1;
+                true
+            }
+        }
+    }
+}
+
 struct Conn {
     stream: TcpStream,
     written: usize,
@@ -220,29 +265,31 @@ pub fn run(cfg: &LoadConfig) -> io::Result<LoadResult> {
     }
     let msg = vec![0x5au8; cfg.size];
     let mut buf = vec![0u8; cfg.size];
-    let mut hist = Histogram::default();
     let mut events = Events::with_capacity(1024);
 
     let start = Instant::now();
     let measure_from = start + cfg.warmup;
     let end = measure_from + cfg.secs;
-    let mut round_trips = 0u64;
+    let mut tally = Tally {
+        measure_from,
+        hist: Histogram::default(),
+        round_trips: 0,
+        errors,
+        budget: Budget(cfg.count),
+    };
     for c in conns.iter_mut() {
         c.started = start;
+        // A connection the budget cannot start stays idle (written == size, read == 0
+        // would wait for a reply: mark it done instead).
+        if !tally.budget.take() {
+            c.dead = true;
+        }
     }
     for c in conns.iter_mut() {
-        drive(
-            c,
-            &msg,
-            &mut buf,
-            measure_from,
-            &mut hist,
-            &mut round_trips,
-            &mut errors,
-        );
+        drive(c, &msg, &mut buf, &mut tally);
     }
     let mut now = Instant::now();
-    while now < end {
+    while now < end && cfg.count.is_none_or(|n| tally.round_trips < n) {
         let timeout = (end - now).min(Duration::from_millis(100));
         if let Err(e) = poll.poll(&mut events, Some(timeout)) {
             if e.kind() != io::ErrorKind::Interrupted {
@@ -251,20 +298,13 @@ pub fn run(cfg: &LoadConfig) -> io::Result<LoadResult> {
         }
         for ev in events.iter() {
             if let Some(c) = conns.get_mut(ev.token().0) {
-                drive(
-                    c,
-                    &msg,
-                    &mut buf,
-                    measure_from,
-                    &mut hist,
-                    &mut round_trips,
-                    &mut errors,
-                );
+                drive(c, &msg, &mut buf, &mut tally);
             }
         }
         now = Instant::now();
     }
     let secs = (now - measure_from).as_secs_f64().max(1e-9);
+    let Tally { hist, round_trips, errors, .. } = tally;
     Ok(LoadResult {
         conns: cfg.conns,
         size: cfg.size,
@@ -286,15 +326,7 @@ fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
 
 /// Advances one connection as far as it goes without blocking (edge-triggered: until
 /// `WouldBlock`).
-fn drive(
-    c: &mut Conn,
-    msg: &[u8],
-    buf: &mut [u8],
-    measure_from: Instant,
-    hist: &mut Histogram,
-    round_trips: &mut u64,
-    errors: &mut u64,
-) {
+fn drive(c: &mut Conn, msg: &[u8], buf: &mut [u8], tally: &mut Tally) {
     let size = msg.len();
     while !c.dead {
         if c.written < size {
@@ -305,7 +337,7 @@ fn drive(
                 Err(e) => {
                     log::warn!("loadgen: write failed: {e}");
                     c.dead = true;
-                    *errors += 1;
+                    tally.errors += 1;
                 }
             }
             continue;
@@ -314,19 +346,23 @@ fn drive(
             Ok(0) => {
                 log::warn!("loadgen: server closed a connection");
                 c.dead = true;
-                *errors += 1;
+                tally.errors += 1;
             }
             Ok(n) => {
                 c.read += n;
                 if c.read == size {
                     let now = Instant::now();
-                    if now >= measure_from {
-                        hist.record((now - c.started).as_nanos() as u64);
-                        *round_trips += 1;
+                    if now >= tally.measure_from {
+                        tally.hist.record((now - c.started).as_nanos() as u64);
+                        tally.round_trips += 1;
                     }
                     c.read = 0;
                     c.written = 0;
                     c.started = now;
+                    if !tally.budget.take() {
+                        // Counted run: this connection's share is done (not an error).
+                        c.dead = true;
+                    }
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -334,7 +370,7 @@ fn drive(
             Err(e) => {
                 log::warn!("loadgen: read failed: {e}");
                 c.dead = true;
-                *errors += 1;
+                tally.errors += 1;
             }
         }
     }

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod loadgen;
+pub mod raw_epoll;
 pub mod servers;
 
 use std::fmt::Write as _;

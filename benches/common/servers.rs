@@ -1,8 +1,8 @@
 //! Echo servers, each run as a child process pinned to the server core: the runtime's net
 //! module on its default reactor ([`runtime_echo`]) and on the `polling` adapter
 //! ([`runtime_polling_echo`]), the runtime's tasks on `Async<TcpStream>` ([`runtime_async_echo`]),
-//! the tokio peer, the hand-written edge-triggered mio loop, and
-//! Node.js `net`. Shared by the echo and idle-scale benches.
+//! the tokio peer, the hand-written edge-triggered mio loop, the raw epoll floor
+//! (`raw_epoll.rs`) and Node.js `net`. Shared by the echo and idle-scale benches.
 //!
 //! Protocol with the parent: the child prints `READY <addr>` (or `UNSUPPORTED <why>`) on
 //! stdout, serves until its stdin closes, and applies [`RUNTIME_DEFAULT_DEADLINE`] to every
@@ -32,6 +32,8 @@ pub enum EchoServer {
     Mio,
     /// Node.js `net` with `socket.setTimeout(deadline)`.
     Node,
+    /// The floor: a raw edge-triggered epoll loop on libc (Linux only; `raw_epoll.rs`).
+    RawEpoll,
     /// The runtime's tasks on the default reactor: one task per connection over
     /// `Async<TcpStream>` (`runtime_async_echo`; not in [`EchoServer::ALL`], which the idle bench
     /// walks: the echo bench takes [`EchoServer::ECHO`]).
@@ -46,21 +48,23 @@ pub const PENDING_TIMERS: usize = 1_000_000;
 
 impl EchoServer {
     /// Every contender, the runtime first.
-    pub const ALL: [EchoServer; 5] = [
+    pub const ALL: [EchoServer; 6] = [
         EchoServer::Runtime,
         EchoServer::RuntimePolling,
         EchoServer::Tokio,
         EchoServer::Mio,
+        EchoServer::RawEpoll,
         EchoServer::Node,
     ];
 
     /// The echo bench's contenders: [`EchoServer::ALL`] and the async server.
-    pub const ECHO: [EchoServer; 6] = [
+    pub const ECHO: [EchoServer; 7] = [
         EchoServer::Runtime,
         EchoServer::RuntimePolling,
         EchoServer::RuntimeAsync,
         EchoServer::Tokio,
         EchoServer::Mio,
+        EchoServer::RawEpoll,
         EchoServer::Node,
     ];
 
@@ -79,6 +83,7 @@ impl EchoServer {
             EchoServer::Tokio => "tokio current_thread",
             EchoServer::Mio => "hand-written mio (edge)",
             EchoServer::Node => "Node.js net (libuv)",
+            EchoServer::RawEpoll => "raw epoll (libc, edge)",
             EchoServer::RuntimeWithTimers => "runtime net (default: mio), 1,000,000 timers pending",
         }
     }
@@ -91,6 +96,7 @@ impl EchoServer {
             EchoServer::Tokio => "tokio",
             EchoServer::Mio => "mio",
             EchoServer::Node => "node",
+            EchoServer::RawEpoll => "raw-epoll",
             EchoServer::RuntimeWithTimers => "runtime-timers",
         }
     }
@@ -160,6 +166,7 @@ pub fn child_main(args: &[String]) -> io::Result<bool> {
     match kind.as_str() {
         "tokio" => tokio_echo(listener, deadline, ready)?,
         "mio" => mio_echo(listener, deadline, ready)?,
+        "raw-epoll" => super::raw_epoll::raw_epoll_echo(listener, deadline, ready)?,
         "runtime" => runtime_echo(listener, deadline, ready)?,
         "runtime-polling" => runtime_polling_echo(listener, deadline, ready)?,
         "runtime-async" => runtime_async_echo(listener, deadline, ready)?,
