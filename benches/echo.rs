@@ -27,6 +27,10 @@ const SCENARIOS: [(usize, usize); 3] = [(1, 64), (64, 64), (256, 1024)];
 fn main() {
     env_logger::init();
     if let Some(args) = common::child_args() {
+        if args.first().map(String::as_str) == Some("loadgen") {
+            // `--child loadgen ARGS`: the load generator, for ci/count-echo.sh.
+            std::process::exit(loadgen::main_with(args.into_iter().skip(1)));
+        }
         if let Err(e) = common::servers::child_main(&args) {
             eprintln!("echo child {args:?}: {e}");
             std::process::exit(1);
@@ -87,6 +91,7 @@ fn main() {
                 secs: cfg.secs,
                 warmup,
                 count: None,
+                pace: Duration::ZERO,
             };
             let cpu_before = common::proc_cpu_secs(running.pid());
             match loadgen::run(&lc) {
@@ -138,10 +143,11 @@ fn main() {
                 }
                 // The floor, for scale (no goal: kernel-bound, it ties everyone here).
                 if let Some(j) = index_of(EchoServer::RawEpoll) {
-                    report.row(
-                        Row::new(&name, "round trips/s", &rates[i])
-                            .vs(EchoServer::RawEpoll.name(), &rates[i], &rates[j]),
-                    );
+                    report.row(Row::new(&name, "round trips/s", &rates[i]).vs(
+                        EchoServer::RawEpoll.name(),
+                        &rates[i],
+                        &rates[j],
+                    ));
                 }
             } else {
                 let mut row = Row::new(&name, "round trips/s", &rates[i]);
@@ -168,5 +174,47 @@ fn main() {
         }
     }
     drop(servers);
+    count(&cfg, &mut report);
     report.write();
+}
+
+/// Instructions and syscalls per round trip (ci/count-echo.sh under this bench's own
+/// executable), carried into the report and the README; skipped with a note when valgrind or
+/// strace is missing (the script installs them when run by hand) or `BENCH_COUNT=0`.
+fn count(cfg: &Config, report: &mut Report) {
+    if !cfg!(target_os = "linux") || std::env::var("BENCH_COUNT").is_ok_and(|v| v == "0") {
+        return;
+    }
+    let found = |tool: &str| {
+        std::process::Command::new(tool)
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !found("valgrind") || !found("strace") {
+        report.note(
+            "instructions and syscalls per round trip: not counted (valgrind or strace missing;              `ci/count-echo.sh` installs them)",
+        );
+        return;
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let Ok(exe) = std::env::current_exe() else { return };
+    println!("   counting instructions and syscalls per round trip (ci/count-echo.sh)");
+    let status = std::process::Command::new("bash")
+        .arg(root.join("ci/count-echo.sh"))
+        .env("BENCH", &exe)
+        .env("COUNT", if cfg.quick { "1000" } else { "4000" })
+        .stdout(std::process::Stdio::null())
+        .status();
+    let table = std::fs::read_to_string(root.join("target/count-echo/counts.md"));
+    match (status, table) {
+        (Ok(s), Ok(table)) if s.success() => report.carry(table),
+        (s, t) => report.note(format!(
+            "instructions and syscalls per round trip: ci/count-echo.sh failed ({:?}, {:?})",
+            s.map(|s| s.to_string()),
+            t.err()
+        )),
+    }
 }

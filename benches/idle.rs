@@ -154,6 +154,7 @@ mod imp {
                 secs: cfg.secs,
                 warmup: Duration::from_millis(100),
                 count: None,
+                pace: Duration::ZERO,
             };
             match loadgen::run(&lc) {
                 Ok(r) => r.rtt_per_sec,

@@ -9,11 +9,18 @@
 # Environment:
 #   COUNT    round trips of the smaller of the two runs per figure (default 4000)
 #   SERVERS  the servers to count (default: runtime runtime-polling mio raw-epoll tokio)
+#   BENCH    the echo bench's executable (default: built with cargo bench --no-run)
+#   PACE_US  the client's pause between waves (default 1000): every connection makes one
+#            round trip per wave, then the client pauses. A tool slows the server ~50x; an
+#            unpaced client would always have its next message waiting, so the server would
+#            never take its idle path (socket drained, back to the wait) and the counts would
+#            depend on timing. Paced, each wave starts with an idle server: one connection
+#            measures the idle-between-messages path, 64 connections a burst of 64 messages.
 #
 # Each server runs as the echo bench's child (`--child echo KIND`, one process, its stdin
-# held open) under callgrind or strace, driven by examples/loadgen with an exact round-trip
-# count (`--count`). Every figure is the difference between a run of COUNT and a run of
-# 2*COUNT round trips, divided by COUNT: start-up, connection set-up and tear-down cancel.
+# held open) under callgrind or strace, driven by the bench's load generator (`--child
+# loadgen`, as examples/loadgen) with an exact round-trip count (`--count`). Every figure is
+# the difference between a run of COUNT and a run of 2*COUNT round trips, divided by COUNT: start-up, connection set-up and tear-down cancel.
 # Instructions are callgrind's Ir of the server process (user space only: the kernel is not
 # simulated); syscalls are the calls strace saw in every thread of the server.
 #
@@ -27,6 +34,7 @@ OUT="$ROOT/target/count-echo"
 mkdir -p "$OUT"
 
 COUNT="${COUNT:-4000}"
+PACE_US="${PACE_US:-1000}"
 SERVERS="${SERVERS:-runtime runtime-polling mio raw-epoll tokio}"
 if [ "$#" -gt 0 ]; then SCENARIOS="$*"; else SCENARIOS="1x64 64x64"; fi
 
@@ -34,6 +42,7 @@ die() { echo "count-echo: $*" >&2; exit 1; }
 
 [ "$(uname -s)" = Linux ] || die "Linux only (callgrind and strace)"
 case "$COUNT" in ''|*[!0-9]*|0) die "COUNT must be a positive integer" ;; esac
+case "$PACE_US" in ''|*[!0-9]*) die "PACE_US must be a whole number of microseconds" ;; esac
 
 need=""
 command -v valgrind >/dev/null 2>&1 || need="$need valgrind"
@@ -51,13 +60,15 @@ if [ -n "$need" ]; then
         || die "apt-get install$need failed"
 fi
 
-echo "count-echo: building (release)" >&2
-cargo build --release --example loadgen >&2 || die "building examples/loadgen failed"
-BENCH="$(cargo bench --no-run --bench echo --message-format=json 2>/dev/null \
-    | grep -o '"executable":"[^"]*"' | tail -n 1 | sed 's/"executable":"//;s/"$//')"
-[ -x "$BENCH" ] || die "building the echo bench failed (no executable found)"
-LOADGEN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/loadgen"
-[ -x "$LOADGEN" ] || die "no loadgen at $LOADGEN"
+# BENCH: the echo bench's executable (the bench passes its own); else it is built here. The
+# load generator is the same executable's `--child loadgen` (benches/common/loadgen.rs, as
+# examples/loadgen.rs).
+if [ -z "${BENCH:-}" ]; then
+    echo "count-echo: building the echo bench (release)" >&2
+    BENCH="$(cargo bench --no-run --bench echo --message-format=json 2>/dev/null \
+        | grep -o '"executable":"[^"]*"' | tail -n 1 | sed 's/"executable":"//;s/"$//')"
+fi
+[ -x "$BENCH" ] || die "no echo bench executable (BENCH=${BENCH:-}); cargo bench --no-run --bench echo failed?"
 
 # run_one TOOL KIND CONNS SIZE N TAG: runs server KIND under TOOL (callgrind | strace) for N
 # round trips; prints the count (Ir or syscalls).
@@ -86,8 +97,8 @@ run_one() {
             sleep 0.1; waited=$((waited + 1))
         fi
     done
-    if ! "$LOADGEN" --addr "$addr" --conns "$conns" --size "$size" --count "$n" --secs 600 \
-        >"$dir/loadgen" 2>&1; then
+    if ! "$BENCH" --child loadgen --addr "$addr" --conns "$conns" --size "$size" --count "$n" \
+        --pace-us "$PACE_US" --secs 600 >"$dir/loadgen" 2>&1; then
         echo "count-echo: loadgen failed against $kind under $tool; see $dir/loadgen" >&2
     fi
     exec 4>&-
@@ -118,10 +129,12 @@ per_rt() {
 
 table="$OUT/counts.md"
 {
-    echo "## Echo: user-space instructions and syscalls per round trip"
+    echo "### Echo: user-space instructions and syscalls per round trip"
     echo
     echo "ci/count-echo.sh, $(date -u +%Y-%m-%d), $(uname -sr), $(valgrind --version), strace $(strace -V | head -n 1 | awk '{print $NF}');"
-    echo "each figure: (run of $((2 * COUNT)) round trips - run of $COUNT) / $COUNT."
+    echo "each figure: (run of $((2 * COUNT)) round trips - run of $COUNT) / $COUNT; the client runs in"
+    echo "waves (one round trip per connection) with a ${PACE_US} µs pause after each, so every wave"
+    echo "starts with the server idle."
     echo
     printf '| server |'
     for sc in $SCENARIOS; do printf ' instructions, %s | syscalls, %s |' "$sc" "$sc"; done

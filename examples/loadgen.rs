@@ -16,23 +16,5 @@ mod loadgen;
 
 fn main() {
     env_logger::init();
-    let cfg = match loadgen::LoadConfig::from_args(std::env::args().skip(1)) {
-        Ok(cfg) => cfg,
-        Err(msg) => {
-            eprintln!("{msg}");
-            std::process::exit(2);
-        }
-    };
-    match loadgen::run(&cfg) {
-        Ok(result) => {
-            println!("{}", result.line());
-            if result.errors > 0 {
-                std::process::exit(1);
-            }
-        }
-        Err(e) => {
-            eprintln!("loadgen: {e}");
-            std::process::exit(1);
-        }
-    }
+    std::process::exit(loadgen::main_with(std::env::args().skip(1)));
 }

@@ -30,12 +30,19 @@ pub struct LoadConfig {
     /// Exactly this many round trips in all, then stop (`secs` is then only a bound, and
     /// there is no warm-up): what instruction and syscall counts divide by.
     pub count: Option<u64>,
+    /// Paced run (non-zero): the connections run in waves, one round trip each, and the
+    /// client pauses this long after each wave before the next. Every wave then starts with
+    /// the server idle (sockets drained, back in its wait) however slow a tool makes the
+    /// server: counts under callgrind or strace measure a fixed path (one connection: the
+    /// idle-between-messages path), not a server that is always behind its client by a
+    /// margin that depends on timing.
+    pub pace: Duration,
 }
 
 impl LoadConfig {
-    /// Parses `--addr A --conns C --size S --secs D [--warmup W] [--count N]` (durations in
-    /// seconds, fractions allowed; with `--count`, exactly N round trips, no warm-up, and
-    /// `--secs` only bounds the run).
+    /// Parses `--addr A --conns C --size S --secs D [--warmup W] [--count N] [--pace-us P]`
+    /// (durations in seconds, fractions allowed; with `--count`, exactly N round trips, no
+    /// warm-up, and `--secs` only bounds the run; `--pace-us`: see [`LoadConfig::pace`]).
     pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<LoadConfig, String> {
         let mut addr = None;
         let mut conns = 1usize;
@@ -43,6 +50,7 @@ impl LoadConfig {
         let mut secs = 5.0f64;
         let mut warmup = 1.0f64;
         let mut count = None;
+        let mut pace_us = 0u64;
         let mut it = args.into_iter();
         while let Some(flag) = it.next() {
             let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -53,6 +61,7 @@ impl LoadConfig {
                 "--secs" => secs = value()?.parse().map_err(|e| format!("--secs: {e}"))?,
                 "--warmup" => warmup = value()?.parse().map_err(|e| format!("--warmup: {e}"))?,
                 "--count" => count = Some(value()?.parse().map_err(|e| format!("--count: {e}"))?),
+                "--pace-us" => pace_us = value()?.parse().map_err(|e| format!("--pace-us: {e}"))?,
                 "-h" | "--help" => return Err(USAGE.into()),
                 other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
             }
@@ -72,13 +81,36 @@ impl LoadConfig {
             secs: dur(secs, "--secs")?,
             warmup: dur(warmup, "--warmup")?,
             count,
+            pace: Duration::from_micros(pace_us),
         })
+    }
+}
+
+/// The loadgen program: parses `args` (without the program name), runs, prints the result
+/// line; returns the exit status (0, 1 on errors, 2 on bad arguments).
+pub fn main_with(args: impl IntoIterator<Item = String>) -> i32 {
+    let cfg = match LoadConfig::from_args(args) {
+        Ok(cfg) => cfg,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return 2;
+        }
+    };
+    match run(&cfg) {
+        Ok(result) => {
+            println!("{}", result.line());
+            i32::from(result.errors > 0)
+        }
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            1
+        }
     }
 }
 
 /// Usage text of the loadgen example.
 pub const USAGE: &str =
-    "usage: loadgen --addr 127.0.0.1:PORT --conns C --size S --secs D [--warmup W] [--count N]";
+    "usage: loadgen --addr 127.0.0.1:PORT --conns C --size S --secs D [--warmup W] [--count N] [--pace-us P]";
 
 /// What a run measured.
 #[derive(Clone, Debug)]
@@ -206,6 +238,7 @@ struct Tally {
     round_trips: u64,
     errors: u64,
     budget: Budget,
+    paced: bool,
 }
 
 impl Budget {
@@ -228,6 +261,8 @@ struct Conn {
     read: usize,
     started: Instant,
     dead: bool,
+    /// Paced run: done with this wave, waiting for the others and the pause.
+    parked: bool,
 }
 
 /// Opens the connections, runs the warm-up and the measured window, and closes them.
@@ -251,6 +286,7 @@ pub fn run(cfg: &LoadConfig) -> io::Result<LoadResult> {
                     read: 0,
                     started: Instant::now(),
                     dead: false,
+                    parked: false,
                 });
             }
             Err(e) => {
@@ -276,6 +312,7 @@ pub fn run(cfg: &LoadConfig) -> io::Result<LoadResult> {
         round_trips: 0,
         errors,
         budget: Budget(cfg.count),
+        paced: !cfg.pace.is_zero(),
     };
     for c in conns.iter_mut() {
         c.started = start;
@@ -301,10 +338,25 @@ pub fn run(cfg: &LoadConfig) -> io::Result<LoadResult> {
                 drive(c, &msg, &mut buf, &mut tally);
             }
         }
+        // Paced run: when every live connection has finished its round trip of this wave,
+        // pause, then start the next wave.
+        if !cfg.pace.is_zero() && conns.iter().all(|c| c.dead || c.parked) {
+            std::thread::sleep(cfg.pace);
+            for c in conns.iter_mut().filter(|c| !c.dead) {
+                c.parked = false;
+                c.started = Instant::now();
+                drive(c, &msg, &mut buf, &mut tally);
+            }
+        }
         now = Instant::now();
     }
     let secs = (now - measure_from).as_secs_f64().max(1e-9);
-    let Tally { hist, round_trips, errors, .. } = tally;
+    let Tally {
+        hist,
+        round_trips,
+        errors,
+        ..
+    } = tally;
     Ok(LoadResult {
         conns: cfg.conns,
         size: cfg.size,
@@ -362,6 +414,9 @@ fn drive(c: &mut Conn, msg: &[u8], buf: &mut [u8], tally: &mut Tally) {
                     if !tally.budget.take() {
                         // Counted run: this connection's share is done (not an error).
                         c.dead = true;
+                    } else if tally.paced {
+                        c.parked = true;
+                        return;
                     }
                 }
             }

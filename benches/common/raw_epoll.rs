@@ -53,9 +53,7 @@ pub fn raw_epoll_echo(
         let wait = next_sweep.saturating_duration_since(now);
         let timeout_ms = (wait.as_millis() as u64 + 1).min(i32::MAX as u64) as i32;
         // SAFETY: `events` holds EVENTS initialised entries the kernel may overwrite.
-        let n = unsafe {
-            libc::epoll_wait(ep.as_raw_fd(), events.as_mut_ptr(), EVENTS as i32, timeout_ms)
-        };
+        let n = unsafe { libc::epoll_wait(ep.as_raw_fd(), events.as_mut_ptr(), EVENTS as i32, timeout_ms) };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
