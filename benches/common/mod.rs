@@ -13,7 +13,9 @@ pub mod servers;
 mod stats;
 mod summary;
 
+#[allow(unused_imports)] // not every bench uses every helper
 pub use report::{Report, Row};
+#[allow(unused_imports)]
 pub use stats::{fmt_num, interleave, Spread};
 
 use std::io::{self, BufRead, BufReader};

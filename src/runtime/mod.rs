@@ -86,6 +86,7 @@ mod spin;
 mod stats;
 mod task;
 mod time;
+mod timer_box;
 mod timers;
 mod watch;
 mod watch_api;
@@ -121,7 +122,7 @@ use crate::{DefaultReactor, Event, Events, Reactor};
 use builder::Config;
 use inbox::{Inbox, JobOutput, Message};
 use pool::Pool;
-use schedule::Timer;
+use timer_box::TimerBox;
 use timers::TimerQueue;
 use watch::Entry;
 use watchers::{State, Watchers};
@@ -152,7 +153,7 @@ pub struct Runtime<R: Reactor + 'static = DefaultReactor> {
     config: Config,
     events: Option<Events>,
     /// Shared with the time futures of [`Time`] (single-threaded: `Rc`).
-    timers: Rc<RefCell<TimerQueue<Box<dyn Timer<R>>>>>,
+    timers: Rc<RefCell<TimerQueue<TimerBox<R>>>>,
     immediates: VecDeque<(u64, Callback<R>)>,
     next_immediate: u64,
     cleared_immediates: HashSet<u64>,

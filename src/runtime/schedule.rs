@@ -2,20 +2,16 @@
 
 use std::time::{Duration, Instant};
 
+use super::timer_box::{Timer, TimerBox};
 use super::{deadline_after, Runtime, TimerId, MIN_DELAY};
 use crate::Reactor;
 
-/// A queued timer: a timeout's callback, or an interval's period and callback, behind one
-/// pointer so that a queued timer costs 24 bytes plus what its callback captures.
-pub(super) trait Timer<R: Reactor + 'static> {
-    /// Runs the timer; an interval comes back with its next deadline.
-    fn fire(self: Box<Self>, rt: &mut Runtime<R>) -> Option<(Instant, Box<dyn Timer<R>>)>;
-}
-
+/// A timeout's callback (queued in a [`TimerBox`]: inline when it captures at most two
+/// words, so a queued timeout then costs its queue entry and nothing else).
 pub(super) struct Timeout<F>(F);
 
 impl<R: Reactor + 'static, F: FnOnce(&mut Runtime<R>) + 'static> Timer<R> for Timeout<F> {
-    fn fire(self: Box<Self>, rt: &mut Runtime<R>) -> Option<(Instant, Box<dyn Timer<R>>)> {
+    fn fire(self, rt: &mut Runtime<R>) -> Option<(Instant, Self)> {
         (self.0)(rt);
         None
     }
@@ -27,7 +23,7 @@ pub(super) struct Interval<F> {
 }
 
 impl<R: Reactor + 'static, F: FnMut(&mut Runtime<R>) + 'static> Timer<R> for Interval<F> {
-    fn fire(mut self: Box<Self>, rt: &mut Runtime<R>) -> Option<(Instant, Box<dyn Timer<R>>)> {
+    fn fire(mut self, rt: &mut Runtime<R>) -> Option<(Instant, Self)> {
         // The next run is due a period after this one began: no catch-up burst after a late run.
         let next = deadline_after(Instant::now(), self.period);
         (self.callback)(rt);
@@ -48,7 +44,7 @@ impl<R: Reactor + 'static> Runtime<R> {
         let deadline = deadline_after(Instant::now(), delay.max(MIN_DELAY));
         self.timers
             .borrow_mut()
-            .insert(deadline, Box::new(Timeout(callback)))
+            .insert(deadline, TimerBox::new(Timeout(callback)))
     }
 
     /// Runs `callback` every `period` (at least [`MIN_DELAY`]), each time `period` after the
@@ -58,7 +54,7 @@ impl<R: Reactor + 'static> Runtime<R> {
         let deadline = deadline_after(Instant::now(), period);
         self.timers
             .borrow_mut()
-            .insert_repeating(deadline, Box::new(Interval { period, callback }))
+            .insert_repeating(deadline, TimerBox::new(Interval { period, callback }))
     }
 
     /// Cancels a timeout or interval (also from inside its own callback). Returns whether it was

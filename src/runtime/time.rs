@@ -11,12 +11,12 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use super::schedule::Timer;
+use super::timer_box::{Timer, TimerBox};
 use super::timers::TimerQueue;
 use super::{deadline_after, Runtime, TimerId};
 use crate::{DefaultReactor, Reactor};
 
-type Queue<R> = Rc<RefCell<TimerQueue<Box<dyn Timer<R>>>>>;
+type Queue<R> = Rc<RefCell<TimerQueue<TimerBox<R>>>>;
 
 /// A handle to the runtime's timers for tasks, from [`Runtime::time`]. Cheap to clone; not
 /// `Send` (tasks run on the loop's thread).
@@ -113,7 +113,7 @@ struct Alarm {
 struct WakeTimer(Rc<Alarm>);
 
 impl<R: Reactor + 'static> Timer<R> for WakeTimer {
-    fn fire(self: Box<Self>, _rt: &mut Runtime<R>) -> Option<(Instant, Box<dyn Timer<R>>)> {
+    fn fire(self, _rt: &mut Runtime<R>) -> Option<(Instant, Self)> {
         self.0.fired.set(true);
         if let Some(waker) = self.0.waker.borrow_mut().take() {
             waker.wake();
@@ -178,7 +178,7 @@ impl<R: Reactor + 'static> Future for Sleep<R> {
         let id = this
             .timers
             .borrow_mut()
-            .insert(this.deadline, Box::new(WakeTimer(alarm.clone())));
+            .insert(this.deadline, TimerBox::new(WakeTimer(alarm.clone())));
         this.armed = Some((id, alarm));
         Poll::Pending
     }

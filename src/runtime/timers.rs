@@ -10,8 +10,8 @@
 //! binary search in its bucket (entries are sorted by insertion order) and leaves a tombstone; a
 //! bucket whose timers are all cleared is freed at once, so memory follows the live timers.
 //!
-//! A timer is 24 bytes here (its order and its boxed callback) plus the callback's captures,
-//! nothing for a callback that captures nothing. Intervals move to a new bucket each run; a
+//! A timer is 32 bytes here (its order and its [`TimerBox`](super::timer_box::TimerBox)),
+//! with no allocation for a callback that captures at most two words. Intervals move to a new bucket each run; a
 //! small map keeps their ids stable.
 
 use std::collections::{BTreeMap, HashMap};
