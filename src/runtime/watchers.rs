@@ -38,7 +38,8 @@ pub(crate) enum State {
 
 /// One watcher. `E` is the type-erased source and callback.
 pub(crate) struct Slot<E> {
-    generation: usize,
+    /// The id's generation (at most 32 bits: see `GENERATIONS`).
+    generation: u32,
     pub(crate) state: State,
     /// `None` while the watcher's own callback runs.
     pub(crate) entry: Option<E>,
@@ -59,18 +60,34 @@ pub(crate) struct Slot<E> {
     /// `Queued` reuses that entry instead of adding one.
     in_queue: bool,
     pub(crate) refed: bool,
-    timeout: Option<Duration>,
+    /// The idle timeout in nanoseconds (saturated), or `NO_TIMEOUT`.
+    timeout: u64,
     /// The last activity (an event, or the deadline being set): the deadline is `timeout` after
     /// it, computed only when a heap entry surfaces, so an event costs a copy of the loop time.
     active: Instant,
-    /// The deadline of this watcher's live heap entry, if it has one.
-    heap_at: Option<Instant>,
+    /// The deadline of this watcher's live heap entry as a tick, or `NO_ENTRY`.
+    heap_at: u64,
+}
+
+/// `Slot::timeout` of a watcher without a deadline.
+const NO_TIMEOUT: u64 = u64::MAX;
+/// `Slot::heap_at` of a watcher without a heap entry (no real tick reaches it: ticks saturate
+/// one below).
+const NO_ENTRY: u64 = u64::MAX;
+
+fn timeout_nanos(timeout: Option<Duration>) -> u64 {
+    timeout.map_or(NO_TIMEOUT, |t| {
+        u64::try_from(t.as_nanos())
+            .unwrap_or(u64::MAX)
+            .min(NO_TIMEOUT - 1)
+    })
 }
 
 impl<E> Slot<E> {
     /// The idle deadline: `timeout` after the last activity.
     fn deadline(&self) -> Option<Instant> {
-        self.timeout.map(|t| super::deadline_after(self.active, t))
+        (self.timeout != NO_TIMEOUT)
+            .then(|| super::deadline_after(self.active, Duration::from_nanos(self.timeout)))
     }
 }
 
@@ -89,7 +106,13 @@ pub(crate) struct Watchers<E> {
     slots: Slab<Slot<E>>,
     next_generation: usize,
     queue: VecDeque<EventId>,
-    deadlines: BinaryHeap<Reverse<(Instant, EventId)>>,
+    /// Deadlines as ticks: nanoseconds since `epoch` (16 bytes an entry, not 24).
+    deadlines: BinaryHeap<Reverse<(u64, EventId)>>,
+    /// Where ticks count from: no later than any time the table is given.
+    epoch: Instant,
+    /// The instant of the earliest heap entry (`deadlines`' top), so that the per-iteration
+    /// check compares instants without converting the loop time.
+    first_due: Option<Instant>,
     registered: usize,
     queued: usize,
     paused: usize,
@@ -112,6 +135,8 @@ impl<E> Watchers<E> {
             next_generation: (seed as usize) & GENERATIONS,
             queue: VecDeque::new(),
             deadlines: BinaryHeap::new(),
+            epoch: Instant::now(),
+            first_due: None,
             registered: 0,
             queued: 0,
             paused: 0,
@@ -125,8 +150,45 @@ pub(crate) fn not_a_watch(id: EventId) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::NotFound, format!("{id} is not a live watch"))
 }
 
-fn split(id: EventId) -> (usize, usize) {
-    (id.0 & INDEX_MASK, id.0 >> INDEX_BITS)
+fn split(id: EventId) -> (usize, u32) {
+    // Lossless: the generation has at most 32 bits (`GENERATIONS`).
+    (id.0 & INDEX_MASK, (id.0 >> INDEX_BITS) as u32)
+}
+
+impl<E> Watchers<E> {
+    /// `at` as a tick: nanoseconds since the epoch, saturating at both ends (a time before the
+    /// epoch has passed; `NO_ENTRY` is never reached).
+    fn tick(&self, at: Instant) -> u64 {
+        let since = at.saturating_duration_since(self.epoch);
+        u64::try_from(since.as_nanos())
+            .unwrap_or(u64::MAX)
+            .min(NO_ENTRY - 1)
+    }
+
+    /// The instant of a tick.
+    fn instant(&self, tick: u64) -> Instant {
+        let since = Duration::from_nanos(tick);
+        self.epoch
+            .checked_add(since)
+            .unwrap_or_else(|| super::deadline_after(self.epoch, since))
+    }
+
+    fn push_deadline(&mut self, tick: u64, id: EventId) {
+        self.deadlines.push(Reverse((tick, id)));
+        self.refresh_first_due();
+    }
+
+    fn pop_deadline(&mut self) {
+        self.deadlines.pop();
+        self.refresh_first_due();
+    }
+
+    fn refresh_first_due(&mut self) {
+        self.first_due = self
+            .deadlines
+            .peek()
+            .map(|Reverse((tick, _))| self.instant(*tick));
+    }
 }
 
 impl<E> Watchers<E> {
@@ -135,9 +197,10 @@ impl<E> Watchers<E> {
     pub(crate) fn insert(&mut self, new: NewWatcher<E>, now: Instant) -> EventId {
         let generation = self.next_generation;
         self.next_generation = (self.next_generation + 1) & GENERATIONS;
-        let deadline = new.timeout.map(|t| super::deadline_after(now, t));
+        let deadline = new.timeout.map(|t| self.tick(super::deadline_after(now, t)));
         let index = self.slots.insert(Slot {
-            generation,
+            // Lossless: generations have at most 32 bits.
+            generation: generation as u32,
             state: new.state,
             entry: Some(new.entry),
             interest: new.interest,
@@ -149,9 +212,9 @@ impl<E> Watchers<E> {
             closing: false,
             in_queue: new.state == State::Queued,
             refed: true,
-            timeout: new.timeout,
+            timeout: timeout_nanos(new.timeout),
             active: now,
-            heap_at: deadline,
+            heap_at: deadline.unwrap_or(NO_ENTRY),
         });
         let id = EventId(index | (generation << INDEX_BITS));
         self.refed += 1;
@@ -161,7 +224,7 @@ impl<E> Watchers<E> {
             self.compact_queue();
         }
         if let Some(deadline) = deadline {
-            self.deadlines.push(Reverse((deadline, id)));
+            self.push_deadline(deadline, id);
         }
         id
     }
@@ -264,12 +327,15 @@ impl<E> Watchers<E> {
         let Some(slot) = self.get_mut(id) else {
             return false;
         };
-        slot.timeout = timeout;
+        slot.timeout = timeout_nanos(timeout);
         slot.active = now;
-        if let Some(deadline) = slot.deadline() {
-            if slot.heap_at.is_none_or(|at| deadline < at) {
-                slot.heap_at = Some(deadline);
-                self.deadlines.push(Reverse((deadline, id)));
+        let (deadline, heap_at) = (slot.deadline(), slot.heap_at);
+        if let Some(deadline) = deadline.map(|d| self.tick(d)) {
+            if deadline < heap_at {
+                if let Some(slot) = self.get_mut(id) {
+                    slot.heap_at = deadline;
+                }
+                self.push_deadline(deadline, id);
             }
         }
         true
@@ -312,10 +378,8 @@ impl<E> Watchers<E> {
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
         while let Some(Reverse((at, id))) = self.deadlines.peek().copied() {
             match self.get_mut(id) {
-                Some(slot) if slot.heap_at == Some(at) => return Some(at),
-                _ => {
-                    self.deadlines.pop();
-                }
+                Some(slot) if slot.heap_at == at => return self.first_due,
+                _ => self.pop_deadline(),
             }
         }
         None
@@ -324,33 +388,37 @@ impl<E> Watchers<E> {
     /// The next watcher whose deadline passed at `now`, if any. Its heap entry is consumed.
     #[inline]
     pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<EventId> {
-        match self.deadlines.peek() {
-            Some(Reverse((at, _))) if *at <= now => self.pop_expired_slow(now),
+        match self.first_due {
+            Some(at) if at <= now => self.pop_expired_slow(now),
             _ => None,
         }
     }
 
     fn pop_expired_slow(&mut self, now: Instant) -> Option<EventId> {
+        let now_tick = self.tick(now);
         loop {
             let Reverse((at, id)) = *self.deadlines.peek()?;
-            if at > now {
+            if at > now_tick {
                 return None;
             }
-            self.deadlines.pop();
+            self.pop_deadline();
             let Some(slot) = self.get_mut(id) else { continue };
-            if slot.heap_at != Some(at) {
+            if slot.heap_at != at {
                 continue;
             }
             match slot.deadline() {
                 Some(deadline) if deadline <= now => {
-                    slot.heap_at = None;
+                    slot.heap_at = NO_ENTRY;
                     return Some(id);
                 }
                 Some(later) => {
-                    slot.heap_at = Some(later);
-                    self.deadlines.push(Reverse((later, id)));
+                    let later = self.tick(later);
+                    if let Some(slot) = self.get_mut(id) {
+                        slot.heap_at = later;
+                    }
+                    self.push_deadline(later, id);
                 }
-                None => slot.heap_at = None,
+                None => slot.heap_at = NO_ENTRY,
             }
         }
     }
@@ -382,6 +450,7 @@ impl<E> Watchers<E> {
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = Slot<E>> + '_ {
         self.queue.clear();
         self.deadlines.clear();
+        self.first_due = None;
         self.registered = 0;
         self.queued = 0;
         self.paused = 0;
@@ -484,5 +553,25 @@ mod tests {
         );
         assert_eq!(w.admit(), Some(kept));
         assert_eq!(w.admit(), None);
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// What an idle watch costs in the table: its slot (the slab's entry) and one deadline
+    /// heap entry. Pinned so that a field added to the slot is a decision, not an accident.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn an_idle_watch_costs_at_most_80_bytes_of_table() {
+        // The runtime's entry type is a `Box<dyn Entry>`: a fat pointer, as here.
+        type E = Box<dyn Fn()>;
+        let slot = std::mem::size_of::<Slot<E>>();
+        let heap_entry = std::mem::size_of::<Reverse<(u64, EventId)>>();
+        assert!(
+            slot + heap_entry <= 80,
+            "slot {slot} B + heap entry {heap_entry} B"
+        );
     }
 }

@@ -33,7 +33,6 @@ pub struct Connection<S: Stream, R: Reactor + 'static> {
     pub(super) reading_paused: bool,
     pub(super) allow_half_open: bool,
     pub(super) on_data: Option<DataCallback<S, R>>,
-    pub(super) on_drain: Option<DrainCallback<S, R>>,
     /// A write was queued since the last drain.
     pub(super) want_drain: bool,
     pub(super) shutdown_pending: bool,
@@ -51,17 +50,38 @@ pub struct Connection<S: Stream, R: Reactor + 'static> {
     pub(super) read_calls: u64,
     /// Bytes the kernel has taken, since the connection began.
     pub(super) written: u64,
+    /// The callbacks few connections set, out of line (`None` until one is): an idle
+    /// connection pays a pointer for them.
+    pub(super) extras: Option<Box<Extras<S, R>>>,
+    /// A close the user asked for that waits (for the FIN, or for the next event).
+    pub(super) closing: Option<Closing>,
+    /// The connection's watch callback is running: it asks for the interest the connection
+    /// needs once, when it ends (`event::settle`), so a write from the data callback need not.
+    pub(super) in_event: bool,
+}
+
+/// A connection's drain, write, shutdown and close callbacks: kept out of the connection
+/// itself, so a connection that uses none of them (most: an echo, a proxy leg, an idle
+/// keep-alive) costs 8 bytes for them instead of 80.
+pub(super) struct Extras<S: Stream, R: Reactor + 'static> {
+    pub(super) on_drain: Option<DrainCallback<S, R>>,
     /// Write callbacks, in order, each with the `written` count at which its bytes are out.
     pub(super) write_callbacks: VecDeque<(u64, DoneCallback<S, R>)>,
     /// The shutdown callback: it runs once FIN is sent (`write_shut`).
     pub(super) shutdown_callback: Option<DoneCallback<S, R>>,
-    /// A close the user asked for that waits (for the FIN, or for the next event).
-    pub(super) closing: Option<Closing>,
     /// The close callback of a close that waits.
     pub(super) on_close: Option<OnClose<R>>,
-    /// The connection's watch callback is running: it asks for the interest the connection
-    /// needs once, when it ends (`event::settle`), so a write from the data callback need not.
-    pub(super) in_event: bool,
+}
+
+impl<S: Stream, R: Reactor + 'static> Default for Extras<S, R> {
+    fn default() -> Self {
+        Extras {
+            on_drain: None,
+            write_callbacks: VecDeque::new(),
+            shutdown_callback: None,
+            on_close: None,
+        }
+    }
 }
 
 impl<S: Stream, R: Reactor + 'static> fmt::Debug for Connection<S, R> {
@@ -88,7 +108,6 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
             reading_paused: false,
             allow_half_open: options.allow_half_open,
             on_data: None,
-            on_drain: None,
             want_drain: false,
             shutdown_pending: false,
             write_shut: false,
@@ -98,10 +117,8 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
             short_read_drains: false,
             read_calls: 0,
             written: 0,
-            write_callbacks: VecDeque::new(),
-            shutdown_callback: None,
+            extras: None,
             closing: None,
-            on_close: None,
             in_event: false,
         }
     }
@@ -152,7 +169,26 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
     /// Sets the drain callback: it runs when the kernel has taken every queued byte, after a
     /// write had to queue. Replaces any previous one.
     pub fn on_drain(&mut self, callback: impl FnMut(&mut Runtime<R>, &mut Connection<S, R>) + 'static) {
-        self.on_drain = Some(Box::new(callback));
+        self.extras_mut().on_drain = Some(Box::new(callback));
+    }
+
+    /// The out-of-line callbacks, made on first use.
+    pub(super) fn extras_mut(&mut self) -> &mut Extras<S, R> {
+        self.extras.get_or_insert_with(Box::default)
+    }
+
+    /// Takes the close callback of a close that waits.
+    pub(super) fn take_on_close(&mut self) -> Option<OnClose<R>> {
+        self.extras.as_mut()?.on_close.take()
+    }
+
+    /// Sets (or clears) the close callback of a close that waits.
+    pub(super) fn set_on_close(&mut self, on_close: Option<OnClose<R>>) {
+        match (on_close, self.extras.as_mut()) {
+            (None, None) => {}
+            (None, Some(extras)) => extras.on_close = None,
+            (on_close, _) => self.extras_mut().on_close = on_close,
+        }
     }
 
     /// Writes `data`: what the kernel takes at once is sent, the rest queued and written as the
@@ -225,7 +261,7 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
         if self.shutdown_pending {
             log::debug!("net: connection {} closes once its FIN is sent", self.id);
             self.closing = Some(Closing::AfterFin);
-            self.on_close = on_close;
+            self.set_on_close(on_close);
             self.apply_interest(rt);
         } else {
             self.close_now(rt, on_close, io::ErrorKind::Interrupted);
@@ -365,10 +401,11 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
             }
         }
         if std::mem::take(&mut self.want_drain) && self.closing.is_none() {
-            if let Some(mut callback) = self.on_drain.take() {
+            if let Some(mut callback) = self.extras.as_mut().and_then(|e| e.on_drain.take()) {
                 callback(rt, self);
-                if self.on_drain.is_none() {
-                    self.on_drain = Some(callback);
+                let extras = self.extras_mut();
+                if extras.on_drain.is_none() {
+                    extras.on_drain = Some(callback);
                 }
             }
         }
@@ -383,7 +420,7 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
         log::debug!("net: connection {} failed: {error}", self.id);
         let kind = error.kind();
         deliver(rt, self, Err(error));
-        let on_close = self.on_close.take();
+        let on_close = self.take_on_close();
         self.close_now(rt, on_close, kind);
     }
 }

@@ -89,7 +89,7 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
     pub(super) fn queue_write_with(&mut self, data: &[u8], callback: DoneCallback<S, R>) -> io::Result<()> {
         self.queue_write(data)?;
         let end = self.written + self.queued_bytes() as u64;
-        self.write_callbacks.push_back((end, callback));
+        self.extras_mut().write_callbacks.push_back((end, callback));
         Ok(())
     }
 
@@ -144,38 +144,45 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
     }
 
     pub(super) fn queue_shutdown_with(&mut self, callback: DoneCallback<S, R>) -> io::Result<()> {
-        if self.shutdown_callback.is_some() {
+        if self
+            .extras
+            .as_ref()
+            .is_some_and(|e| e.shutdown_callback.is_some())
+        {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 "a shutdown callback is pending already",
             ));
         }
         self.shutdown()?;
-        self.shutdown_callback = Some(callback);
+        self.extras_mut().shutdown_callback = Some(callback);
         Ok(())
     }
 
     /// Whether a write or shutdown callback can run now.
     pub(super) fn has_due_callbacks(&self) -> bool {
-        self.write_callbacks
+        let Some(extras) = &self.extras else { return false };
+        extras
+            .write_callbacks
             .front()
             .is_some_and(|&(end, _)| end <= self.written)
-            || (self.write_shut && self.shutdown_callback.is_some())
+            || (self.write_shut && extras.shutdown_callback.is_some())
     }
 
     /// Runs the write callbacks whose bytes are out, then the shutdown callback once FIN is
     /// sent (with `Ok`).
     pub(super) fn run_due_callbacks(&mut self, rt: &mut Runtime<R>) {
-        while let Some(&(end, _)) = self.write_callbacks.front() {
-            if end > self.written {
-                break;
+        while let Some(extras) = self.extras.as_mut() {
+            match extras.write_callbacks.front() {
+                Some(&(end, _)) if end <= self.written => {}
+                _ => break,
             }
-            if let Some((_, callback)) = self.write_callbacks.pop_front() {
+            if let Some((_, callback)) = extras.write_callbacks.pop_front() {
                 callback(rt, self, Ok(()));
             }
         }
         if self.write_shut && self.queued_bytes() == 0 {
-            if let Some(callback) = self.shutdown_callback.take() {
+            if let Some(callback) = self.extras.as_mut().and_then(|e| e.shutdown_callback.take()) {
                 callback(rt, self, Ok(()));
             }
         }
@@ -212,10 +219,10 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
         } else {
             "the connection failed before the bytes were written"
         };
-        while let Some((_, callback)) = self.write_callbacks.pop_front() {
+        while let Some((_, callback)) = self.extras.as_mut().and_then(|e| e.write_callbacks.pop_front()) {
             callback(rt, self, Err(io::Error::new(kind, why)));
         }
-        if let Some(callback) = self.shutdown_callback.take() {
+        if let Some(callback) = self.extras.as_mut().and_then(|e| e.shutdown_callback.take()) {
             let why = "the connection ended before its FIN was sent";
             callback(rt, self, Err(io::Error::new(kind, why)));
         }

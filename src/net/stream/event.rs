@@ -49,7 +49,7 @@ pub(super) fn conn_event<S: Stream, R: Reactor + 'static>(
                 let kind = e.kind();
                 deliver(rt, conn, Err(e));
                 conn.cancel_callbacks(rt, kind);
-                if let Some(on_close) = conn.on_close.take() {
+                if let Some(on_close) = conn.take_on_close() {
                     rt.set_immediate(on_close);
                 }
             }
@@ -60,7 +60,7 @@ pub(super) fn conn_event<S: Stream, R: Reactor + 'static>(
         return;
     }
     if conn.closing == Some(Closing::NextEvent) {
-        let on_close = conn.on_close.take();
+        let on_close = conn.take_on_close();
         conn.close_now(rt, on_close, io::ErrorKind::Interrupted);
         return;
     }
@@ -169,13 +169,13 @@ fn settle<S: Stream, R: Reactor + 'static>(rt: &mut Runtime<R>, conn: &mut Conne
     }
     if conn.closing == Some(Closing::AfterFin) && conn.write_shut {
         log::debug!("net: connection {} closed after its FIN", conn.id);
-        let on_close = conn.on_close.take();
+        let on_close = conn.take_on_close();
         conn.close_now(rt, on_close, io::ErrorKind::Interrupted);
         return;
     }
     if conn.eof && conn.queued_bytes() == 0 && (!conn.allow_half_open || conn.write_shut) {
         log::debug!("net: connection {} closed after EOF", conn.id);
-        let on_close = conn.on_close.take();
+        let on_close = conn.take_on_close();
         conn.close_now(rt, on_close, io::ErrorKind::Interrupted);
         return;
     }

@@ -256,7 +256,10 @@ impl<S: Stream> Handle<S> {
             if conn.is_closing() {
                 return true; // closing already: nothing more to do
             }
-            let pending = !conn.write_callbacks.is_empty() || conn.shutdown_callback.is_some();
+            let pending = conn
+                .extras
+                .as_ref()
+                .is_some_and(|e| !e.write_callbacks.is_empty() || e.shutdown_callback.is_some());
             if conn.shutdown_pending {
                 conn.closing = Some(Closing::AfterFin);
             } else if pending {
@@ -264,7 +267,7 @@ impl<S: Stream> Handle<S> {
             } else {
                 return false;
             }
-            conn.on_close = on_close.take();
+            conn.set_on_close(on_close.take());
             true
         });
         match waits {
