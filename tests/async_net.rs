@@ -70,10 +70,8 @@ fn tcp_accept_connect_and_timeout<R: Reactor + 'static>(reactor: R) {
 /// so) instead of hanging.
 fn refused_connect_fails<R: Reactor + 'static>(reactor: R) {
     let mut rt = runtime(reactor);
-    let closed = {
-        let l = TcpListener::bind(localhost()).unwrap();
-        l.local_addr().unwrap()
-    };
+    // Held until the end: bound, not listening.
+    let (_reserved, closed) = util::refused_addr();
     let local = rt.local();
     let err = rt
         .block_on(async move { Async::<TcpStream, R>::connect(&local, closed).await.map(drop) })

@@ -93,3 +93,19 @@ pub fn under_wine() -> bool {
 pub fn under_wine() -> bool {
     false
 }
+
+/// A loopback address where a TCP connect is refused, and the socket that keeps it so: bound
+/// but not listening. (Binding a listener, taking its port and dropping it races every other
+/// test that binds an ephemeral port: one of them can take the port and accept.)
+pub fn refused_addr() -> (socket2::Socket, std::net::SocketAddr) {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&any.into()).expect("bind 127.0.0.1:0");
+    let addr = socket
+        .local_addr()
+        .expect("local_addr")
+        .as_socket()
+        .expect("an inet address");
+    (socket, addr)
+}
