@@ -210,11 +210,62 @@ fn count(cfg: &Config, report: &mut Report) {
         .status();
     let table = std::fs::read_to_string(root.join("target/count-echo/counts.md"));
     match (status, table) {
-        (Ok(s), Ok(table)) if s.success() => report.carry(table),
+        (Ok(s), Ok(table)) if s.success() => {
+            count_goals(&table, report);
+            report.carry(table);
+        }
         (s, t) => report.note(format!(
             "instructions and syscalls per round trip: ci/count-echo.sh failed ({:?}, {:?})",
             s.map(|s| s.to_string()),
             t.err()
         )),
+    }
+}
+
+/// The goals on the counts, per (column of ci/count-echo.sh's table, most per round trip).
+const COUNT_GOALS: [(&str, f64); 3] = [
+    ("instructions, 1x64", 500.0),
+    ("instructions, 64x64", 250.0),
+    ("syscalls, 1x64", 3.0),
+];
+
+/// A row per runtime contender and counted goal, from the counts table (`| server | a | b |`
+/// under a header naming the columns).
+fn count_goals(table: &str, report: &mut Report) {
+    let cells = |line: &str| -> Vec<String> {
+        line.trim()
+            .trim_matches('|')
+            .split('|')
+            .map(|c| c.trim().to_string())
+            .collect()
+    };
+    let Some(header) = table.lines().find(|l| l.starts_with("| server |")) else {
+        return;
+    };
+    let header = cells(header);
+    for line in table.lines().filter(|l| l.starts_with("| runtime")) {
+        let row = cells(line);
+        let server = match row[0].as_str() {
+            "runtime" => EchoServer::Runtime,
+            "runtime-polling" => EchoServer::RuntimePolling,
+            _ => continue,
+        };
+        for (column, goal) in COUNT_GOALS {
+            let Some(i) = header.iter().position(|h| h == column) else {
+                continue;
+            };
+            let Some(value) = row.get(i).and_then(|v| v.parse::<f64>().ok()) else {
+                continue;
+            };
+            let Some((what, scenario)) = column.split_once(", ") else {
+                continue;
+            };
+            let metric = match what {
+                "instructions" => "user-space instructions/round trip",
+                _ => "syscalls/round trip",
+            };
+            let contender = format!("{} — {scenario} B", server.name());
+            report.row(Row::new(contender, metric, &[value]).goal_figure_at_most(goal));
+        }
     }
 }

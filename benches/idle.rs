@@ -12,6 +12,9 @@
 
 mod common;
 
+/// The goal for the runtime: user-space bytes per idle connection, its deadline included.
+const IDLE_BYTES_GOAL: f64 = 128.0;
+
 fn main() {
     env_logger::init();
     if let Some(args) = common::child_args() {
@@ -101,6 +104,12 @@ mod imp {
                 row = row.vs(EchoServer::Tokio.name(), mem, &results[t].1 .0);
             }
             report.row(row);
+            if kind.is_runtime() {
+                report.row(
+                    Row::new(kind.name(), "resident bytes/connection", mem)
+                        .goal_figure_at_most(crate::IDLE_BYTES_GOAL),
+                );
+            }
             report.row(
                 Row::new(kind.name(), format!("round trips/s, {n} idle beside"), with_idle).vs(
                     "same server with none idle",

@@ -64,6 +64,14 @@ impl Row {
         self
     }
 
+    /// Adds a goal on the figure itself (not a ratio): met when its median is at most
+    /// `limit` (in the metric's unit).
+    pub fn goal_figure_at_most(mut self, limit: f64) -> Row {
+        self.goal = Some(format!("<= {}", fmt_num(limit)));
+        self.met = self.spread.map(|s| s.median <= limit);
+        self
+    }
+
     /// A goal stated in words with no verdict (e.g. the contender is not wired yet).
     pub fn goal_text(mut self, goal: impl Into<String>) -> Row {
         self.goal = Some(goal.into());

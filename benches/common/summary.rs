@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
 
-use super::Spread;
+use super::{fmt_num, Spread};
 
 /// The line that opens the README's generated block.
 pub const README_BEGIN: &str =
@@ -35,9 +35,9 @@ pub struct Claim {
     pub contender: String,
     /// What was measured.
     pub metric: String,
-    /// The reference of the ratio.
-    pub reference: String,
-    /// The per-round ratios' spread.
+    /// The reference of the ratio (`None`: the goal is on the figure itself).
+    pub reference: Option<String>,
+    /// The per-round ratios' spread, or the figure's.
     pub ratio: Spread,
     /// The goal in words (`>= 0.97x`, `<= 1x`).
     pub goal: String,
@@ -93,18 +93,37 @@ fn sections(report: &str) -> Vec<(String, &str)> {
     out
 }
 
-/// Every row of `report` that has a ratio and a goal, in report order.
+/// Parses a figure as `fmt_num` writes it (`1.2k`, `3.400M`, `n/a`).
+fn parse_figure(cell: &str) -> Option<f64> {
+    let (digits, scale) = match cell.chars().last()? {
+        'k' => (&cell[..cell.len() - 1], 1e3),
+        'M' => (&cell[..cell.len() - 1], 1e6),
+        _ => (cell, 1.0),
+    };
+    digits.parse::<f64>().ok().map(|v| v * scale)
+}
+
+/// Every row of `report` that has a goal (on a ratio or on the figure), in report order.
 pub fn claims(report: &str) -> Vec<Claim> {
     let mut out = Vec::new();
     for (title, body) in sections(report) {
         for line in body.lines() {
             let cells: Vec<&str> = line.split('|').map(str::trim).collect();
             // "| a | b | c | d | e | f | g | h |" splits into 10 cells, the outer two empty.
-            if cells.len() != 10 || cells[6] == "—" || cells[7] == "—" {
+            if cells.len() != 10 || cells[7] == "—" {
                 continue;
             }
-            let Some((ratio, reference)) = parse_ratio(cells[6]) else {
-                continue;
+            let (ratio, reference) = if cells[6] == "—" {
+                let figure = |i: usize| parse_figure(cells[i]);
+                let (Some(min), Some(median), Some(max)) = (figure(3), figure(4), figure(5)) else {
+                    continue;
+                };
+                (Spread { min, median, max }, None)
+            } else {
+                let Some((ratio, reference)) = parse_ratio(cells[6]) else {
+                    continue;
+                };
+                (ratio, Some(reference))
             };
             let met = match cells[8] {
                 "met" => Some(true),
@@ -152,7 +171,7 @@ pub fn markdown(report: &str, plot_link: &str) -> String {
          median. Every section's run date and configuration are in the full report \
          ([`benches/results/latest.md`](benches/results/latest.md)).\n"
     );
-    s.push_str("| bench | ours | metric | vs | ratio, median [min, max] | goal | |\n");
+    s.push_str("| bench | ours | metric | vs | ratio (or figure), median [min, max] | goal | |\n");
     s.push_str("|---|---|---|---|---|---|---|\n");
     for c in claims(report) {
         let verdict = match c.met {
@@ -160,17 +179,27 @@ pub fn markdown(report: &str, plot_link: &str) -> String {
             Some(false) => "**missed**",
             None => "n/a",
         };
+        let bench = c.bench.split(": ").nth(1).unwrap_or(&c.bench);
+        let (vs, value) = match &c.reference {
+            Some(reference) => (
+                reference.as_str(),
+                format!("{:.3} [{:.3}, {:.3}]", c.ratio.median, c.ratio.min, c.ratio.max),
+            ),
+            None if c.ratio.min == c.ratio.max => ("—", fmt_num(c.ratio.median)),
+            None => (
+                "—",
+                format!(
+                    "{} [{}, {}]",
+                    fmt_num(c.ratio.median),
+                    fmt_num(c.ratio.min),
+                    fmt_num(c.ratio.max)
+                ),
+            ),
+        };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {:.3} [{:.3}, {:.3}] | {} | {verdict} |",
-            c.bench.split(": ").nth(1).unwrap_or(&c.bench),
-            c.contender,
-            c.metric,
-            c.reference,
-            c.ratio.median,
-            c.ratio.min,
-            c.ratio.max,
-            c.goal
+            "| {bench} | {} | {} | {vs} | {value} | {} | {verdict} |",
+            c.contender, c.metric, c.goal
         );
     }
     let _ = writeln!(
@@ -188,10 +217,12 @@ fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-/// The claims as an SVG plot: one line per claim, grouped by bench, on a log scale; a band
+/// The ratio claims as an SVG plot (goals on a figure are in the table only): one line per
+/// claim, grouped by bench, on a log scale; a band
 /// from min to max, a dot at the median (green met, red missed, grey not judged), a tick at
 /// the goal, and a line at parity (1.0).
 pub fn svg(claims: &[Claim]) -> String {
+    let claims: Vec<&Claim> = claims.iter().filter(|c| c.reference.is_some()).collect();
     const LABEL_W: f64 = 560.0;
     const PLOT_W: f64 = 420.0;
     const VALUE_W: f64 = 150.0;
@@ -199,7 +230,7 @@ pub fn svg(claims: &[Claim]) -> String {
     const TOP: f64 = 40.0;
     let width = LABEL_W + PLOT_W + VALUE_W;
     let (mut lo, mut hi) = (0.5f64, 2.0f64);
-    for c in claims {
+    for c in &claims {
         lo = lo.min(c.ratio.min * 0.9);
         hi = hi.max(c.ratio.max * 1.1);
     }
@@ -208,7 +239,7 @@ pub fn svg(claims: &[Claim]) -> String {
     let mut rows = 0usize;
     let mut body = String::new();
     let mut last_bench = "";
-    for c in claims {
+    for c in &claims {
         if c.bench != last_bench {
             let y = TOP + rows as f64 * ROW_H + 12.0;
             let _ = writeln!(
@@ -220,7 +251,8 @@ pub fn svg(claims: &[Claim]) -> String {
             last_bench = &c.bench;
         }
         let y = TOP + rows as f64 * ROW_H + 8.0;
-        let mut label = format!("{} — {} vs {}", c.contender, c.metric, c.reference);
+        let reference = c.reference.as_deref().unwrap_or("");
+        let mut label = format!("{} — {} vs {reference}", c.contender, c.metric);
         if label.chars().count() > 92 {
             label = label.chars().take(91).collect::<String>() + "…";
         }
