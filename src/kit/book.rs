@@ -20,8 +20,11 @@ pub struct Entry<X> {
     armed: bool,
     /// The wait (by sequence number) and the index in `Events` of this entry's last report, so
     /// that two OS events for one source in one wait (kqueue has one filter per direction)
-    /// merge into one event.
-    reported: (u64, usize),
+    /// merge into one event. Two fields, not a tuple, so that the 32-bit index shares a word
+    /// with the flags (an index fits: `Events::MAX_CAPACITY` is 2^16).
+    reported_seq: u64,
+    /// See `reported_seq`.
+    reported_index: u32,
     /// False once deregistered while a poll was in flight; the slot is freed when it ends.
     live: bool,
     extra: X,
@@ -191,7 +194,8 @@ impl<X> Book<X> {
             interest,
             mode,
             armed: true,
-            reported: (0, 0),
+            reported_seq: 0,
+            reported_index: 0,
             live: true,
             extra,
         });
@@ -319,8 +323,8 @@ impl<X> Book<X> {
         let seq = self.wait_seq;
         let entry = self.slots.get_mut(key).filter(|e| e.live)?;
         let event = make(entry);
-        if entry.reported.0 == seq {
-            events.merge_into(entry.reported.1, event);
+        if entry.reported_seq == seq {
+            events.merge_into(entry.reported_index as usize, event);
             return None;
         }
         if entry.mode == Mode::Oneshot && !entry.armed {
@@ -331,7 +335,8 @@ impl<X> Book<X> {
             self.overflow.push_back((key, event));
             return None;
         }
-        entry.reported = (seq, index);
+        // Lossless: an index is below `Events::MAX_CAPACITY` (2^16).
+        (entry.reported_seq, entry.reported_index) = (seq, index as u32);
         if entry.mode == Mode::Oneshot {
             entry.armed = false;
         }
