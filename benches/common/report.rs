@@ -92,7 +92,15 @@ pub struct Report {
 }
 
 /// The order of the sections in the report file.
-const SECTION_ORDER: [&str; 5] = ["reactor_overhead", "echo", "timers", "idle", "pool"];
+const SECTION_ORDER: [&str; 7] = [
+    "reactor_overhead",
+    "echo",
+    "timers",
+    "idle",
+    "pool",
+    "timer_precision",
+    "http",
+];
 
 impl Report {
     /// A new section for bench `bench` (its target name).
@@ -185,8 +193,11 @@ impl Report {
             };
             let _ = writeln!(
                 s,
-                "| {} | {} | {min} | {med} | {max} | {ratio} | {goal} | {met} |",
-                r.contender, r.metric
+                "| {} | {} | {min} | {med} | {max} | {} | {} | {met} |",
+                super::summary::md_cell(&r.contender),
+                super::summary::md_cell(&r.metric),
+                super::summary::md_cell(&ratio),
+                super::summary::md_cell(&goal)
             );
         }
         if !self.notes.is_empty() {

@@ -103,12 +103,23 @@ fn parse_figure(cell: &str) -> Option<f64> {
     digits.parse::<f64>().ok().map(|v| v * scale)
 }
 
+/// Undoes [`md_cell`].
+fn md_text(s: &str) -> String {
+    s.replace("\\|", "|").replace("&lt;", "<").replace("&gt;", ">")
+}
+
 /// Every row of `report` that has a goal (on a ratio or on the figure), in report order.
 pub fn claims(report: &str) -> Vec<Claim> {
     let mut out = Vec::new();
     for (title, body) in sections(report) {
         for line in body.lines() {
-            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            // Cells hold no `|` of their own: `md_cell` escapes it, and `\|` is not split on.
+            let unescaped = md_text(line.replace("\\|", "\u{1}").as_str());
+            let cells: Vec<String> = unescaped
+                .split('|')
+                .map(|c| c.trim().replace('\u{1}', "|"))
+                .collect();
+            let cells: Vec<&str> = cells.iter().map(String::as_str).collect();
             // "| a | b | c | d | e | f | g | h |" splits into 10 cells, the outer two empty.
             if cells.len() != 10 || cells[7] == "—" {
                 continue;
@@ -198,8 +209,12 @@ pub fn markdown(report: &str, plot_link: &str) -> String {
         };
         let _ = writeln!(
             s,
-            "| {bench} | {} | {} | {vs} | {value} | {} | {verdict} |",
-            c.contender, c.metric, c.goal
+            "| {} | {} | {} | {} | {value} | {} | {verdict} |",
+            md_cell(bench),
+            md_cell(&c.contender),
+            md_cell(&c.metric),
+            md_cell(vs),
+            md_cell(&c.goal)
         );
     }
     let _ = writeln!(
@@ -211,6 +226,12 @@ pub fn markdown(report: &str, plot_link: &str) -> String {
         s.push_str("\n\n");
     }
     s
+}
+
+/// A table cell's text for GitHub's markdown: `<` and `>` escaped (`Async<TcpStream>` would
+/// be taken for an HTML tag and vanish), `|` too.
+pub fn md_cell(s: &str) -> String {
+    s.replace('<', "&lt;").replace('>', "&gt;").replace('|', "\\|")
 }
 
 fn xml_escape(s: &str) -> String {
