@@ -385,6 +385,13 @@ impl<E> Watchers<E> {
         None
     }
 
+    /// Whether the earliest heap entry is due at `now` (it may be superseded: then
+    /// [`pop_expired`](Self::pop_expired) finds nothing and refreshes it).
+    #[inline]
+    pub(crate) fn any_due(&self, now: Instant) -> bool {
+        self.first_due.is_some_and(|at| at <= now)
+    }
+
     /// The next watcher whose deadline passed at `now`, if any. Its heap entry is consumed.
     #[inline]
     pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<EventId> {
