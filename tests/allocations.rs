@@ -1,6 +1,6 @@
 //! What the loop allocates, counted by a global allocator per thread: a timer whose callback
 //! captures at most two words costs no allocation of its own (only the queue's amortised
-//! growth), and an echo round trip on a callback connection allocates nothing in steady state
+//! growth), and echo round trips on a callback connection allocate nothing per round trip
 //! (poll, dispatch, read, write, re-arm). Each body runs once per backend.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -97,10 +97,12 @@ fn small_timers_allocate_nothing_each<R: Reactor + 'static>(reactor: R) {
 }
 
 /// An echo server on a callback connection, a client thread ping-ponging 64-byte messages:
-/// after 200 warm-up round trips, 2,000 more make no allocation on the loop's thread.
+/// after 200 warm-up round trips, 2,000 more make no allocation per round trip on the loop's
+/// thread (at most a few of one-time growth).
 fn echo_round_trips_allocate_nothing<R: Reactor + 'static>(reactor: R) {
     const WARMUP: u64 = 200;
     const MEASURED: u64 = 2_000;
+    const ONE_TIME_GROWTH: u64 = 4;
     let mut rt = runtime(reactor);
     let echoed = Rc::new(Cell::new(0u64));
     let e = echoed.clone();
@@ -143,8 +145,11 @@ fn echo_round_trips_allocate_nothing<R: Reactor + 'static>(reactor: R) {
     wait_for(WARMUP + MEASURED, &mut rt);
     let made = allocations() - before;
     client.join().expect("client");
-    assert_eq!(
-        made, 0,
+    // One-time growth may still come after the warm-up (a connection's first write that the
+    // kernel does not take at once makes its out-of-line write queue; IOCP's emulated
+    // readiness does that now and then); an allocation per round trip would be 2,000.
+    assert!(
+        made <= ONE_TIME_GROWTH,
         "{made} allocations on the loop's thread in {MEASURED} echo round trips"
     );
     listener.close(&mut rt);
