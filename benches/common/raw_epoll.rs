@@ -6,7 +6,7 @@
 //! one shared read buffer, a per-connection buffer only for pending writes, one clock read per
 //! wake, and the deadline as a sweep every second.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::time::{Duration, Instant};
 
 /// Serves echo on `listener` until the process exits (see `servers::child_main`).
@@ -91,7 +91,9 @@ pub fn raw_epoll_echo(
             let Some(conn) = conns.get_mut(key) else { continue };
             conn.last_active = now;
             let peer_shut = flags & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0;
-            if !serve(conn, &mut buf, peer_shut) {
+            // A read shorter than the buffer drained the socket (edge-triggered), unless the
+            // peer shut down: then it reads on, to the end of stream.
+            if !super::servers::echo_serve(&mut conn.stream, &mut conn.pending, &mut buf, !peer_shut) {
                 // Closing the descriptor removes it from the epoll set.
                 conns.remove(key);
             }
@@ -114,52 +116,9 @@ pub fn raw_epoll_echo(
     Ok(())
 }
 
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 struct RawConn {
     stream: std::net::TcpStream,
     pending: Vec<u8>,
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     last_active: Instant,
-}
-
-/// Flushes pending output, then echoes what the socket holds; false when the connection is
-/// done. A read shorter than the buffer drained the socket (edge-triggered), unless the peer
-/// shut down (`peer_shut`): then it reads on, to the end of stream.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-fn serve(conn: &mut RawConn, buf: &mut [u8], peer_shut: bool) -> bool {
-    while !conn.pending.is_empty() {
-        match conn.stream.write(&conn.pending) {
-            Ok(n) => {
-                conn.pending.drain(..n);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
-        }
-    }
-    loop {
-        match conn.stream.read(buf) {
-            Ok(0) => return false,
-            Ok(n) => {
-                let mut off = 0;
-                while off < n {
-                    match conn.stream.write(&buf[off..n]) {
-                        Ok(w) => off += w,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            conn.pending.extend_from_slice(&buf[off..n]);
-                            // The writable edge brings us back once the peer drains.
-                            return true;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => return false,
-                    }
-                }
-                if n < buf.len() && !peer_shut {
-                    return true;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
-        }
-    }
 }

@@ -439,7 +439,7 @@ fn mio_echo(listener: std::net::TcpListener, deadline: Duration, ready: impl FnO
             let key = ev.token().0;
             let Some(conn) = conns.get_mut(key) else { continue };
             conn.last_active = now;
-            if !mio_serve(conn, &mut buf) {
+            if !echo_serve(&mut conn.stream, &mut conn.pending, &mut buf, false) {
                 let mut conn = conns.remove(key);
                 let _ = poll.registry().deregister(&mut conn.stream);
             }
@@ -459,12 +459,21 @@ fn mio_echo(listener: std::net::TcpListener, deadline: Duration, ready: impl FnO
     }
 }
 
-/// Flushes pending output, then echoes until `WouldBlock`; false when the connection is done.
-fn mio_serve(conn: &mut MioConn, buf: &mut [u8]) -> bool {
-    while !conn.pending.is_empty() {
-        match conn.stream.write(&conn.pending) {
+/// One echo step of the hand-written loops (mio, raw epoll): flushes `pending`, then echoes
+/// what the socket holds until `WouldBlock`, or, with `short_read_drains`, until a read
+/// shorter than `buf` (taken for a drained socket, as an edge-triggered loop may when the
+/// readiness reports a peer's shutdown). False when the connection is done.
+#[inline]
+pub(super) fn echo_serve<S: Read + Write>(
+    stream: &mut S,
+    pending: &mut Vec<u8>,
+    buf: &mut [u8],
+    short_read_drains: bool,
+) -> bool {
+    while !pending.is_empty() {
+        match stream.write(pending) {
             Ok(n) => {
-                conn.pending.drain(..n);
+                pending.drain(..n);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -472,15 +481,15 @@ fn mio_serve(conn: &mut MioConn, buf: &mut [u8]) -> bool {
         }
     }
     loop {
-        match conn.stream.read(buf) {
+        match stream.read(buf) {
             Ok(0) => return false,
             Ok(n) => {
                 let mut off = 0;
                 while off < n {
-                    match conn.stream.write(&buf[off..n]) {
+                    match stream.write(&buf[off..n]) {
                         Ok(w) => off += w,
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            conn.pending.extend_from_slice(&buf[off..n]);
+                            pending.extend_from_slice(&buf[off..n]);
                             // Stop reading until the peer drains what we owe it; the writable
                             // edge brings us back here.
                             return true;
@@ -488,6 +497,9 @@ fn mio_serve(conn: &mut MioConn, buf: &mut [u8]) -> bool {
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(_) => return false,
                     }
+                }
+                if short_read_drains && n < buf.len() {
+                    return true;
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,

@@ -103,9 +103,9 @@ fn parse_figure(cell: &str) -> Option<f64> {
     digits.parse::<f64>().ok().map(|v| v * scale)
 }
 
-/// Undoes [`md_cell`].
+/// Undoes [`md_cell`]'s entities (an escaped `|` is handled where a row is split).
 fn md_text(s: &str) -> String {
-    s.replace("\\|", "|").replace("&lt;", "<").replace("&gt;", ">")
+    s.replace("&lt;", "<").replace("&gt;", ">")
 }
 
 /// Every row of `report` that has a goal (on a ratio or on the figure), in report order.

@@ -150,19 +150,23 @@ pub(crate) fn not_a_watch(id: EventId) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::NotFound, format!("{id} is not a live watch"))
 }
 
+/// `at` as a tick: nanoseconds since `epoch`, saturating at both ends (a time before the
+/// epoch has passed; `NO_ENTRY` is never reached).
+fn tick_of(epoch: Instant, at: Instant) -> u64 {
+    let since = at.saturating_duration_since(epoch);
+    u64::try_from(since.as_nanos())
+        .unwrap_or(u64::MAX)
+        .min(NO_ENTRY - 1)
+}
+
 fn split(id: EventId) -> (usize, u32) {
     // Lossless: the generation has at most 32 bits (`GENERATIONS`).
     (id.0 & INDEX_MASK, (id.0 >> INDEX_BITS) as u32)
 }
 
 impl<E> Watchers<E> {
-    /// `at` as a tick: nanoseconds since the epoch, saturating at both ends (a time before the
-    /// epoch has passed; `NO_ENTRY` is never reached).
     fn tick(&self, at: Instant) -> u64 {
-        let since = at.saturating_duration_since(self.epoch);
-        u64::try_from(since.as_nanos())
-            .unwrap_or(u64::MAX)
-            .min(NO_ENTRY - 1)
+        tick_of(self.epoch, at)
     }
 
     /// The instant of a tick.
@@ -324,17 +328,15 @@ impl<E> Watchers<E> {
 
     /// Changes a watcher's timeout, counting from `now`.
     pub(crate) fn set_timeout(&mut self, id: EventId, timeout: Option<Duration>, now: Instant) -> bool {
+        let epoch = self.epoch;
         let Some(slot) = self.get_mut(id) else {
             return false;
         };
         slot.timeout = timeout_nanos(timeout);
         slot.active = now;
-        let (deadline, heap_at) = (slot.deadline(), slot.heap_at);
-        if let Some(deadline) = deadline.map(|d| self.tick(d)) {
-            if deadline < heap_at {
-                if let Some(slot) = self.get_mut(id) {
-                    slot.heap_at = deadline;
-                }
+        if let Some(deadline) = slot.deadline().map(|d| tick_of(epoch, d)) {
+            if deadline < slot.heap_at {
+                slot.heap_at = deadline;
                 self.push_deadline(deadline, id);
             }
         }
@@ -402,7 +404,7 @@ impl<E> Watchers<E> {
     }
 
     fn pop_expired_slow(&mut self, now: Instant) -> Option<EventId> {
-        let now_tick = self.tick(now);
+        let (epoch, now_tick) = (self.epoch, self.tick(now));
         loop {
             let Reverse((at, id)) = *self.deadlines.peek()?;
             if at > now_tick {
@@ -419,10 +421,8 @@ impl<E> Watchers<E> {
                     return Some(id);
                 }
                 Some(later) => {
-                    let later = self.tick(later);
-                    if let Some(slot) = self.get_mut(id) {
-                        slot.heap_at = later;
-                    }
+                    let later = tick_of(epoch, later);
+                    slot.heap_at = later;
                     self.push_deadline(later, id);
                 }
                 None => slot.heap_at = NO_ENTRY,
