@@ -180,11 +180,13 @@ leg_test_windows_wine() {
     export WINEARCH=win64
     unset DISPLAY WAYLAND_DISPLAY
     export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
-    export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
+    # Each Windows executable runs through ci/wine-run.sh: a time limit per executable
+    # (CI_WINE_BINARY_LIMIT) and a second start when Wine itself fails to start one.
+    export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$ROOT/ci/wine-run.sh"
     run bash "$ROOT/ci/setup-wine.sh" || return 1
     local rc=0 to="" s skips
     local -a args=()
-    command -v timeout >/dev/null 2>&1 && to="timeout 1500"
+    command -v timeout >/dev/null 2>&1 && to="timeout 1200"
     # CI_WINE_SKIP="name ...": test-name substrings to `--skip` under Wine, for
     # tests that fail only because Wine differs from Windows (the native
     # windows-latest job on GitHub still runs them). Empty by default: the
@@ -195,24 +197,20 @@ leg_test_windows_wine() {
     for s in $skips; do args+=(--skip "$s"); done
     [ -n "$skips" ] && echo "ci: NOTE: skipped under Wine (known Wine deviations): $skips"
     # No doctests: they would need a cross rustdoc run per example.
-    local out="$LOG_DIR/test-windows-wine.cargo.log" attempt
-    for attempt in 1 2; do
-        rc=0
-        # shellcheck disable=SC2086
-        run $to cargo test --no-fail-fast --all-features --target "$t" --lib --tests --examples \
-            -- ${args[@]+"${args[@]}"} 2>&1 | tee "$out"
-        rc=${PIPESTATUS[0]}
-        [ "$rc" = 124 ] && echo "ci: test-windows-wine timed out" >&2
-        wineserver -k >/dev/null 2>&1 || true
-        # "wine client error" means the wineserver itself went away under a test binary (seen
-        # once in about ten runs): a fault of Wine, not a verdict of the tests. Run them all
-        # once more, loudly; a failing test fails the second run too.
-        if [ "$rc" != 0 ] && [ "$attempt" = 1 ] && grep -q "wine client error" "$out"; then
-            echo "ci: WARNING: the wineserver died during the Windows tests; running them again" >&2
-            continue
-        fi
-        break
-    done
+    # One wineserver for the whole leg, persistent until `wineserver -k`: without it every
+    # test binary may start its own and race the previous one's shutdown. Its output goes to
+    # /dev/null, and it is killed on every way out of the leg (with any Windows process a
+    # test left behind): a server or process left holding the leg's output pipe would keep
+    # ci/test.sh waiting after the leg.
+    wineserver -k >/dev/null 2>&1 || true
+    trap 'wineserver -k >/dev/null 2>&1 || true' EXIT
+    trap 'exit 143' TERM INT
+    echo "+ wineserver -p" >&2
+    wineserver -p </dev/null >/dev/null 2>&1 || return 1
+    # shellcheck disable=SC2086
+    run $to cargo test --no-fail-fast --all-features --target "$t" --lib --tests --examples \
+        -- ${args[@]+"${args[@]}"} || rc=$?
+    [ "$rc" = 124 ] && echo "ci: test-windows-wine timed out" >&2
     [ "$rc" = 0 ] || return "$rc"
     # The conformance runner under Wine: the matrix for both backends on IOCP. Its children
     # are the same .exe run again by Windows' CreateProcess inside Wine.
@@ -220,7 +218,6 @@ leg_test_windows_wine() {
     # shellcheck disable=SC2086
     run $to cargo run --release --target "$t" --example conformance --features conformance \
         -- --backend all --format md,junit,json --out "$cout" || rc=1
-    wineserver -k >/dev/null 2>&1 || true
     if [ "$rc" = 0 ] && command -v xmllint >/dev/null 2>&1; then
         run xmllint --noout --schema ci/junit.xsd "$cout/conformance.junit.xml" || rc=1
     fi
@@ -367,11 +364,13 @@ run_limited() { # $1 = leg name; runs in a subshell
     ( dispatch "$1" ) &
     pid=$!
     set +m
+    # shellcheck disable=SC2217 # sleep's stdio off the leg's pipe, so tee sees its end
     (
         sleep "$LEG_LIMIT" </dev/null >/dev/null 2>&1
         if kill -0 "$pid" 2>/dev/null; then
             echo "ci: leg $1 ran past ${LEG_LIMIT}s (CI_LEG_LIMIT): killed" >&2
             kill -TERM -- "-$pid" 2>/dev/null
+            # shellcheck disable=SC2217
             sleep 5 </dev/null >/dev/null 2>&1
             kill -KILL -- "-$pid" 2>/dev/null
         fi
@@ -381,6 +380,14 @@ run_limited() { # $1 = leg name; runs in a subshell
     rc=$?
     kill "$watchdog" 2>/dev/null
     wait "$watchdog" 2>/dev/null
+    # Whatever the leg left running in its process group (a test's child process that a
+    # failed test never killed) would hold the leg's output pipe open, and ci/test.sh would
+    # wait on it after the leg: kill it, loudly.
+    if kill -0 -- "-$pid" 2>/dev/null; then
+        echo "ci: WARNING: leg $1 left processes running; killing them:" >&2
+        pgrep -a -g "$pid" >&2 2>/dev/null || true
+        kill -KILL -- "-$pid" 2>/dev/null
+    fi
     return "$rc"
 }
 
@@ -442,6 +449,21 @@ while [ "$i" -lt "${#RESULT_NAMES[@]}" ]; do
     printf '%-34s %-8s %5ss  %s\n' "${RESULT_NAMES[$i]}" "${RESULT_STATUS[$i]}" "${RESULT_TIME[$i]}" "${RESULT_NOTE[$i]}"
     i=$((i + 1))
 done
+# The end of each failed leg's log again, so that whoever reads only the end of this output
+# (a CI page, a mail) sees why.
+i=0
+while [ "$i" -lt "${#RESULT_NAMES[@]}" ]; do
+    if [ "${RESULT_STATUS[$i]}" = FAILED ]; then
+        echo
+        echo "ci: why ${RESULT_NAMES[$i]} FAILED (from target/ci-logs/${RESULT_NAMES[$i]}.log):"
+        grep -E "panicked at|^test .* FAILED|ran past|has been running|^error|WARNING|timed out" \
+            "$LOG_DIR/${RESULT_NAMES[$i]}.log" | tail -n 40 | sed 's/^/  ! /'
+        echo "ci: its last lines:"
+        tail -n "${CI_FAIL_TAIL:-25}" "$LOG_DIR/${RESULT_NAMES[$i]}.log" | sed 's/^/  | /'
+    fi
+    i=$((i + 1))
+done
+echo
 if [ "$n_skip" -gt 0 ]; then
     echo "ci: WARNING: $n_skip leg(s) SKIPPED because their prerequisites could not be set up (see NOTE above)"
     echo "ci: $n_pass passed, $n_fail failed, $n_skip skipped"

@@ -127,11 +127,16 @@ fn echo_round_trips_allocate_nothing<R: Reactor + 'static>(reactor: R) {
         let mut buf = [0u8; 64];
         for i in 0..WARMUP + MEASURED {
             s.write_all(&[i as u8; 64]).expect("client write");
-            s.read_exact(&mut buf).expect("client read (echo)");
+            if let Err(e) = s.read_exact(&mut buf) {
+                panic!("client read of echo {i}: {e}");
+            }
             assert_eq!(buf, [i as u8; 64]);
         }
     });
     let deadline = Instant::now() + Duration::from_secs(30);
+    // `run_once` may block: a timer at the deadline bounds it even when the echo stalls and the
+    // connection is gone (the listener alone has no deadline).
+    let bound = rt.set_timeout(Duration::from_secs(30), |_| {});
     let wait_for = |n: u64, rt: &mut Runtime<R>| {
         // Messages are counted when the server writes them back (the last 64 bytes may be in
         // flight: the client's join below checks them).
@@ -152,6 +157,7 @@ fn echo_round_trips_allocate_nothing<R: Reactor + 'static>(reactor: R) {
         made <= ONE_TIME_GROWTH,
         "{made} allocations on the loop's thread in {MEASURED} echo round trips"
     );
+    rt.clear_timer(bound);
     listener.close(&mut rt);
 }
 

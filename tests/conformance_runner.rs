@@ -57,10 +57,10 @@ impl<const HANG: bool> Reactor for Planted<HANG> {
 
     fn poll(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
         if HANG {
-            // The planted hang: the runner must kill this child after --timeout.
-            loop {
-                std::thread::park();
-            }
+            // The planted hang: the runner must kill this child after --timeout (a second).
+            // Bounded all the same, so a child the runner failed to kill cannot outlive the run.
+            std::thread::sleep(Duration::from_secs(120));
+            std::process::exit(3);
         }
         self.0.poll(events, timeout)
     }

@@ -64,9 +64,12 @@ fn child_main() {
             writeln!(out, "cwd={}", std::env::current_dir().unwrap().display()).unwrap();
             0
         }
-        ("sleep", _) => loop {
-            std::thread::sleep(Duration::from_secs(3600));
-        },
+        ("sleep", _) => {
+            // Until killed, but never for ever: if the test fails before it kills this child,
+            // the child must not outlive the run by an hour (it holds the run's output).
+            std::thread::sleep(LIMIT * 6);
+            9
+        }
         (other, _) => panic!("unknown child mode {other}"),
     };
     out.flush().unwrap();
