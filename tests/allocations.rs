@@ -105,16 +105,25 @@ fn echo_round_trips_allocate_nothing<R: Reactor + 'static>(reactor: R) {
     const ONE_TIME_GROWTH: u64 = 4;
     let mut rt = runtime(reactor);
     let echoed = Rc::new(Cell::new(0u64));
-    let e = echoed.clone();
+    // What the server saw, for the message of a stall: writes the kernel did not take at once
+    // (they wait for a writable event), and how the connection ended.
+    let queued_writes = Rc::new(Cell::new(0u64));
+    let ended = Rc::new(std::cell::RefCell::new(String::from("open")));
+    let (e, q, end) = (echoed.clone(), queued_writes.clone(), ended.clone());
     let listen_at: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let listener = tcp::listen(&mut rt, listen_at, ListenOptions::new(), move |rt, conn| {
         let conn = conn.expect("accept");
-        let e = e.clone();
-        conn.on_data(rt, move |rt, conn, data| {
-            if let Ok(bytes @ [_, ..]) = data {
+        let (e, q, end) = (e.clone(), q.clone(), end.clone());
+        conn.on_data(rt, move |rt, conn, data| match data {
+            Ok(bytes @ [_, ..]) => {
                 conn.write(rt, bytes).expect("write");
+                if conn.queued_bytes() > 0 {
+                    q.set(q.get() + 1);
+                }
                 e.set(e.get() + 1);
             }
+            Ok([]) => *end.borrow_mut() = format!("EOF after {} echoes", e.get()),
+            Err(err) => *end.borrow_mut() = format!("{err} after {} echoes", e.get()),
         })
         .expect("on_data");
     })
@@ -141,7 +150,13 @@ fn echo_round_trips_allocate_nothing<R: Reactor + 'static>(reactor: R) {
         // Messages are counted when the server writes them back (the last 64 bytes may be in
         // flight: the client's join below checks them).
         while echoed.get() < n {
-            assert!(Instant::now() < deadline, "only {} of {n} echoed", echoed.get());
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {n} echoed; {} writes queued; the connection: {}",
+                echoed.get(),
+                queued_writes.get(),
+                ended.borrow()
+            );
             rt.run_once().expect("run_once");
         }
     };
@@ -150,6 +165,7 @@ fn echo_round_trips_allocate_nothing<R: Reactor + 'static>(reactor: R) {
     wait_for(WARMUP + MEASURED, &mut rt);
     let made = allocations() - before;
     client.join().expect("client");
+    log::info!("echo: {} of the writes queued", queued_writes.get());
     // One-time growth may still come after the warm-up (a connection's first write that the
     // kernel does not take at once makes its out-of-line write queue; IOCP's emulated
     // readiness does that now and then); an allocation per round trip would be 2,000.
