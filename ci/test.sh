@@ -26,8 +26,11 @@
 #   test-linux-poll     same with RUSTFLAGS=--cfg polling_test_poll_backend,
 #                       CARGO_TARGET_DIR=target/pollcfg
 #   test-windows-wine   cargo test --target x86_64-pc-windows-gnu under Wine
-#                       (see ci/setup-wine.sh), then the conformance runner
-#                       under Wine (IOCP), its JUnit checked with xmllint
+#                       (see ci/setup-wine.sh; one persistent wineserver; each
+#                       .exe through ci/wine-run.sh, which stops one running
+#                       past CI_WINE_BINARY_LIMIT seconds, default 300), then
+#                       the conformance runner under Wine (IOCP), its JUnit
+#                       checked with xmllint
 #   conformance-runner  the conformance runner (examples/conformance.rs) for
 #                       every backend on epoll and on poll(2), its JUnit
 #                       validated against ci/junit.xsd (xmllint, apt:
