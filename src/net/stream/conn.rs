@@ -6,6 +6,7 @@ use std::io;
 
 use super::done::{Closing, DoneCallback, OnClose};
 use super::event::{deliver, set_watch_interest};
+use super::flags::Flags;
 use super::{ConnOptions, Handle, Stream, NO_ID};
 use crate::runtime::Runtime;
 use crate::{EventId, Interest, Reactor};
@@ -26,23 +27,7 @@ pub struct Connection<S: Stream, R: Reactor + 'static> {
     max_queued: usize,
     /// The interest last asked of the runtime (`None`: the watch is paused).
     pub(super) interest: Option<Interest>,
-    /// [`pause_reading`](Connection::pause_reading) is in force.
-    pub(super) reading_paused: bool,
-    pub(super) allow_half_open: bool,
     pub(super) on_data: Option<DataCallback<S, R>>,
-    /// A write was queued since the last drain.
-    pub(super) want_drain: bool,
-    pub(super) shutdown_pending: bool,
-    pub(super) write_shut: bool,
-    /// The read side reached EOF.
-    pub(super) eof: bool,
-    /// Closed (or closing) by this layer or the user through this context.
-    pub(super) closed: bool,
-    /// A readable event came while no data callback was set.
-    pub(super) unread: bool,
-    /// A read shorter than the buffer may be taken for a drained socket (no `EAGAIN` read
-    /// after it): set at watch time from the watch's mode and the backend's hints.
-    pub(super) short_read_drains: bool,
     /// Read calls made on the socket, the ones that found nothing included.
     pub(super) read_calls: u64,
     /// Bytes the kernel has taken, since the connection began.
@@ -50,11 +35,9 @@ pub struct Connection<S: Stream, R: Reactor + 'static> {
     /// The callbacks few connections set, out of line (`None` until one is): an idle
     /// connection pays a pointer for them.
     pub(super) extras: Option<Box<Extras<S, R>>>,
-    /// A close the user asked for that waits (for the FIN, or for the next event).
-    pub(super) closing: Option<Closing>,
-    /// The connection's watch callback is running: it asks for the interest the connection
-    /// needs once, when it ends (`event::settle`), so a write from the data callback need not.
-    pub(super) in_event: bool,
+    /// The connection's state bits and a waiting close (`super::flags`): one `u16` where ten
+    /// `bool`s and an `Option<Closing>` were, so that an idle connection is 64 bytes.
+    pub(super) flags: Flags,
 }
 
 /// A connection's write queue and its drain, write, shutdown and close callbacks: kept out of
@@ -96,8 +79,8 @@ impl<S: Stream, R: Reactor + 'static> fmt::Debug for Connection<S, R> {
             .field("id", &self.id)
             .field("stream", &self.stream)
             .field("queued", &self.queued_bytes())
-            .field("eof", &self.eof)
-            .field("closed", &self.closed)
+            .field("eof", &self.eof())
+            .field("closed", &self.closed())
             .finish_non_exhaustive()
     }
 }
@@ -109,21 +92,11 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
             stream,
             max_queued: options.max_queued_bytes,
             interest: Some(Interest::READABLE),
-            reading_paused: false,
-            allow_half_open: options.allow_half_open,
             on_data: None,
-            want_drain: false,
-            shutdown_pending: false,
-            write_shut: false,
-            eof: false,
-            closed: false,
-            unread: false,
-            short_read_drains: false,
             read_calls: 0,
             written: 0,
             extras: None,
-            closing: None,
-            in_event: false,
+            flags: Flags::new(options.allow_half_open),
         }
     }
 
@@ -150,7 +123,7 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
 
     /// Whether the read side reached EOF.
     pub fn is_eof(&self) -> bool {
-        self.eof
+        self.eof()
     }
 
     /// The read calls made on the socket so far, the ones that found nothing (`EAGAIN`)
@@ -208,7 +181,7 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
     /// - The OS error of the write (`BrokenPipe`, `ConnectionReset`, ...).
     pub fn write(&mut self, rt: &mut Runtime<R>, data: &[u8]) -> io::Result<()> {
         self.queue_write(data)?;
-        if !self.in_event {
+        if !self.in_event() {
             self.apply_interest(rt);
         }
         Ok(())
@@ -223,14 +196,14 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
         if self.is_closing() {
             return Err(closed_error());
         }
-        if self.write_shut || self.shutdown_pending {
+        if self.write_shut() || self.shutdown_pending() {
             return Ok(());
         }
         if self.queued_bytes() == 0 {
-            self.write_shut = true;
+            self.set_write_shut(true);
             self.stream.shutdown_write()
         } else {
-            self.shutdown_pending = true;
+            self.set_shutdown_pending(true);
             Ok(())
         }
     }
@@ -262,9 +235,9 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
         if self.is_closing() {
             return;
         }
-        if self.shutdown_pending {
+        if self.shutdown_pending() {
             log::debug!("net: connection {} closes once its FIN is sent", self.id);
-            self.closing = Some(Closing::AfterFin);
+            self.set_closing(Some(Closing::AfterFin));
             self.set_on_close(on_close);
             self.apply_interest(rt);
         } else {
@@ -274,7 +247,7 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
 
     /// Whether the connection is closed, or closing at the user's request.
     pub(super) fn is_closing(&self) -> bool {
-        self.closed || self.closing.is_some()
+        self.closed() || self.closing().is_some()
     }
 
     /// Queues (or writes at once) `data`; the caller applies the interest.
@@ -282,7 +255,7 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
         if self.is_closing() {
             return Err(closed_error());
         }
-        if self.write_shut || self.shutdown_pending {
+        if self.write_shut() || self.shutdown_pending() {
             return Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
                 "write after shutdown of the connection",
@@ -323,7 +296,7 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
             extras.head = 0;
         }
         extras.queue.extend_from_slice(rest);
-        self.want_drain = true;
+        self.set_want_drain(true);
         Ok(())
     }
 
@@ -331,11 +304,11 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
     pub(super) fn wanted_interest(&self) -> Option<Interest> {
         // Data that came before the data callback waits in the kernel until one is set (a
         // level-triggered watch would otherwise report it at every poll).
-        let waiting_for_callback = self.unread && self.on_data.is_none();
-        let read = !self.eof && !self.reading_paused && self.closing.is_none() && !waiting_for_callback;
+        let waiting_for_callback = self.unread() && self.on_data.is_none();
+        let read = !self.eof() && !self.reading_paused() && self.closing().is_none() && !waiting_for_callback;
         // Callbacks that are due keep the watch live, so the event that runs them is dispatched.
         let write =
-            self.queued_bytes() > 0 || self.has_due_callbacks() || self.closing == Some(Closing::NextEvent);
+            self.queued_bytes() > 0 || self.has_due_callbacks() || self.closing() == Some(Closing::NextEvent);
         match (read, write) {
             (true, true) => Some(Interest::BOTH),
             (true, false) => Some(Interest::READABLE),
@@ -345,7 +318,7 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
     }
 
     pub(super) fn apply_interest(&mut self, rt: &mut Runtime<R>) {
-        if self.closed {
+        if self.closed() {
             return;
         }
         let wanted = self.wanted_interest();
@@ -358,20 +331,20 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
     /// slows the peer down) until [`resume_reading`](Connection::resume_reading). Queued
     /// writes still go out.
     pub fn pause_reading(&mut self, rt: &mut Runtime<R>) {
-        self.reading_paused = true;
+        self.set_reading_paused(true);
         self.apply_interest(rt);
     }
 
     /// Reads again after [`pause_reading`](Connection::pause_reading); data that arrived
     /// meanwhile is delivered.
     pub fn resume_reading(&mut self, rt: &mut Runtime<R>) {
-        self.reading_paused = false;
+        self.set_reading_paused(false);
         self.apply_interest(rt);
     }
 
     /// Whether reading is paused.
     pub fn is_reading_paused(&self) -> bool {
-        self.reading_paused
+        self.reading_paused()
     }
 
     /// Writes queued bytes; at the end of the queue runs a pending shutdown and the drain
@@ -403,15 +376,15 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
                 extras.queue = Vec::new();
             }
         }
-        if self.shutdown_pending {
-            self.shutdown_pending = false;
-            self.write_shut = true;
+        if self.shutdown_pending() {
+            self.set_shutdown_pending(false);
+            self.set_write_shut(true);
             if let Err(e) = self.stream.shutdown_write() {
                 self.fail(rt, e);
                 return;
             }
         }
-        if std::mem::take(&mut self.want_drain) && self.closing.is_none() {
+        if self.take_want_drain() && self.closing().is_none() {
             if let Some(mut callback) = self.extras.as_mut().and_then(|e| e.on_drain.take()) {
                 callback(rt, self);
                 let extras = self.extras_mut();
@@ -425,7 +398,7 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
     /// Delivers `error` to the data callback (unless the user closed the connection), then
     /// closes: pending write and shutdown callbacks get an error of the same kind.
     pub(super) fn fail(&mut self, rt: &mut Runtime<R>, error: io::Error) {
-        if self.closed {
+        if self.closed() {
             return;
         }
         log::debug!("net: connection {} failed: {error}", self.id);
@@ -446,9 +419,9 @@ mod tests {
     /// connection is a decision (the cold parts belong in `Extras`).
     #[test]
     #[cfg(target_pointer_width = "64")]
-    fn an_idle_connection_is_at_most_80_bytes() {
+    fn an_idle_connection_is_at_most_64_bytes() {
         type C = super::Connection<std::net::TcpStream, crate::DefaultReactor>;
         let size = std::mem::size_of::<C>();
-        assert!(size <= 80, "Connection is {size} bytes");
+        assert!(size <= 64, "Connection is {size} bytes");
     }
 }

@@ -166,7 +166,7 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
             .write_callbacks
             .front()
             .is_some_and(|&(end, _)| end <= self.written)
-            || (self.write_shut && extras.shutdown_callback.is_some())
+            || (self.write_shut() && extras.shutdown_callback.is_some())
     }
 
     /// Runs the write callbacks whose bytes are out, then the shutdown callback once FIN is
@@ -181,7 +181,7 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
                 callback(rt, self, Ok(()));
             }
         }
-        if self.write_shut && self.queued_bytes() == 0 {
+        if self.write_shut() && self.queued_bytes() == 0 {
             if let Some(callback) = self.extras.as_mut().and_then(|e| e.shutdown_callback.take()) {
                 callback(rt, self, Ok(()));
             }
@@ -195,15 +195,15 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
         on_close: Option<OnClose<R>>,
         kind: io::ErrorKind,
     ) {
-        if self.closed {
+        if self.closed() {
             return;
         }
         self.run_due_callbacks(rt);
-        if self.closed {
+        if self.closed() {
             return; // one of them closed it
         }
-        self.closed = true;
-        self.closing = None;
+        self.set_closed(true);
+        self.set_closing(None);
         let _ = match on_close {
             Some(on_close) => rt.close_with(self.id, on_close),
             None => rt.close(self.id),

@@ -13,7 +13,7 @@ pub(super) fn deliver<S: Stream, R: Reactor + 'static>(
     conn: &mut Connection<S, R>,
     data: io::Result<&[u8]>,
 ) {
-    if conn.closing.is_some() {
+    if conn.closing().is_some() {
         // The user closed the connection: no data callback runs after that.
         return;
     }
@@ -42,10 +42,10 @@ pub(super) fn conn_event<S: Stream, R: Reactor + 'static>(
         Ok(event) => event,
         Err(e) => {
             // The runtime ended the watch (deadline, or re-arming failed): it is gone.
-            if !conn.closed {
+            if !conn.closed() {
                 log::debug!("net: connection {id} ended: {e}");
                 conn.run_due_callbacks(rt);
-                conn.closed = true;
+                conn.set_closed(true);
                 let kind = e.kind();
                 deliver(rt, conn, Err(e));
                 conn.cancel_callbacks(rt, kind);
@@ -56,21 +56,21 @@ pub(super) fn conn_event<S: Stream, R: Reactor + 'static>(
             return;
         }
     };
-    if conn.closed {
+    if conn.closed() {
         return;
     }
-    if conn.closing == Some(Closing::NextEvent) {
+    if conn.closing() == Some(Closing::NextEvent) {
         let on_close = conn.take_on_close();
         conn.close_now(rt, on_close, io::ErrorKind::Interrupted);
         return;
     }
-    conn.in_event = true;
+    conn.set_in_event(true);
     if conn.queued_bytes() > 0 {
         conn.flush(rt);
     }
     let ended = event.is_error() || event.is_read_closed();
     let readable = event.is_readable() || ended;
-    if readable && !conn.is_closing() && !conn.eof {
+    if readable && !conn.is_closing() && !conn.eof() {
         read_ready(rt, state, ended);
     }
     settle(rt, &mut state.conn);
@@ -100,22 +100,22 @@ fn read_ready<S: Stream, R: Reactor + 'static>(
         return;
     }
     for _ in 0..READS_PER_EVENT {
-        if conn.is_closing() || conn.eof || conn.reading_paused {
+        if conn.is_closing() || conn.eof() || conn.reading_paused() {
             return;
         }
         if conn.on_data.is_none() {
-            conn.unread = true;
+            conn.set_unread(true);
             return;
         }
         conn.read_calls += 1;
         match conn.stream.read_some(bytes) {
             Ok(0) => {
-                conn.eof = true;
+                conn.set_eof(true);
                 deliver(rt, conn, Ok(&[]));
                 return;
             }
             Ok(n) => {
-                let drained = n < bytes.len() && conn.short_read_drains && !ended;
+                let drained = n < bytes.len() && conn.short_read_drains() && !ended;
                 deliver(rt, conn, Ok(&bytes[..n]));
                 if drained {
                     return;
@@ -157,23 +157,23 @@ pub(super) fn set_watch_interest<R: Reactor + 'static>(
 
 /// After an event: close a finished connection, or ask for the interest it needs.
 fn settle<S: Stream, R: Reactor + 'static>(rt: &mut Runtime<R>, conn: &mut Connection<S, R>) {
-    conn.in_event = false;
-    if conn.closed {
+    conn.set_in_event(false);
+    if conn.closed() {
         return;
     }
     if conn.has_due_callbacks() {
         conn.run_due_callbacks(rt);
-        if conn.closed {
+        if conn.closed() {
             return;
         }
     }
-    if conn.closing == Some(Closing::AfterFin) && conn.write_shut {
+    if conn.closing() == Some(Closing::AfterFin) && conn.write_shut() {
         log::debug!("net: connection {} closed after its FIN", conn.id);
         let on_close = conn.take_on_close();
         conn.close_now(rt, on_close, io::ErrorKind::Interrupted);
         return;
     }
-    if conn.eof && conn.queued_bytes() == 0 && (!conn.allow_half_open || conn.write_shut) {
+    if conn.eof() && conn.queued_bytes() == 0 && (!conn.allow_half_open() || conn.write_shut()) {
         log::debug!("net: connection {} closed after EOF", conn.id);
         let on_close = conn.take_on_close();
         conn.close_now(rt, on_close, io::ErrorKind::Interrupted);

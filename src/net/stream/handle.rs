@@ -95,7 +95,7 @@ impl<S: Stream> Handle<S> {
         // Reading resumes if it waited for a callback (`update` asks for the interest).
         let unread = self.update(rt, |conn| {
             conn.on_data(callback);
-            Ok(std::mem::take(&mut conn.unread))
+            Ok(conn.take_unread())
         })?;
         if unread {
             // Be called back to read what is waiting (edge-triggered backends need not report
@@ -174,7 +174,7 @@ impl<S: Stream> Handle<S> {
             let value = f(conn)?;
             let old = conn.interest;
             conn.interest = conn.wanted_interest();
-            let due = conn.has_due_callbacks() || conn.closing == Some(Closing::NextEvent);
+            let due = conn.has_due_callbacks() || conn.closing() == Some(Closing::NextEvent);
             Ok((value, old, conn.interest, due))
         })??;
         set_watch_interest(rt, self.id, old, wanted)?;
@@ -204,7 +204,7 @@ impl<S: Stream> Handle<S> {
 
     fn set_reading_paused<R: Reactor + 'static>(self, rt: &mut Runtime<R>, paused: bool) -> io::Result<()> {
         self.update(rt, |conn| {
-            conn.reading_paused = paused;
+            conn.set_reading_paused(paused);
             Ok(())
         })
     }
@@ -260,10 +260,10 @@ impl<S: Stream> Handle<S> {
                 .extras
                 .as_ref()
                 .is_some_and(|e| !e.write_callbacks.is_empty() || e.shutdown_callback.is_some());
-            if conn.shutdown_pending {
-                conn.closing = Some(Closing::AfterFin);
+            if conn.shutdown_pending() {
+                conn.set_closing(Some(Closing::AfterFin));
             } else if pending {
-                conn.closing = Some(Closing::NextEvent);
+                conn.set_closing(Some(Closing::NextEvent));
             } else {
                 return false;
             }

@@ -26,6 +26,7 @@ mod conn;
 mod connect;
 mod done;
 mod event;
+mod flags;
 mod handle;
 mod listener;
 mod options;
@@ -211,7 +212,7 @@ pub(crate) fn adopt<S: Stream, R: Reactor + 'static>(
         };
     if let Some(state) = rt.source_mut::<StreamState<S, R>>(id) {
         state.conn.id = id;
-        state.conn.short_read_drains = short_read_drains;
+        state.conn.set_short_read_drains(short_read_drains);
     }
     Ok(Handle::from_id(id))
 }
