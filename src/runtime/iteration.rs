@@ -314,7 +314,7 @@ impl<R: Reactor + 'static> Runtime<R> {
 
     pub(super) fn dispatch(&mut self, event: Event) {
         let id = event.id();
-        let now = self.now();
+        let now = self.watchers.now_tick();
         let Some(slot) = self.watchers.get_mut(id) else {
             log::trace!("runtime: event for stale watch {id} dropped");
             return;
@@ -322,7 +322,7 @@ impl<R: Reactor + 'static> Runtime<R> {
         if slot.state != State::Registered || slot.entry.is_none() {
             return;
         }
-        if slot.once {
+        if slot.once() {
             self.fire_once(id, event);
             return;
         }
@@ -375,9 +375,9 @@ impl<R: Reactor + 'static> Runtime<R> {
         let Some(slot) = self.watchers.get_mut(id) else {
             return;
         };
-        let rearm = slot.rearm || std::mem::take(&mut slot.interest_dirty);
-        let pause = slot.pause_pending.take();
-        let (interest, mode, closing) = (slot.interest, slot.mode, slot.closing);
+        let rearm = slot.rearm() || slot.take_interest_dirty();
+        let pause = slot.take_pause_pending();
+        let (interest, mode, closing) = (slot.interest, slot.mode, slot.closing());
         slot.entry = Some(entry);
         if closing {
             self.drop_watch(id);

@@ -90,6 +90,7 @@ mod timer_box;
 mod timers;
 mod watch;
 mod watch_api;
+mod watch_slot;
 mod watchers;
 
 use std::any::Any;
@@ -237,7 +238,11 @@ impl<R: Reactor + 'static> Runtime<R> {
             fed: VecDeque::new(),
             closes: VecDeque::new(),
             closing: VecDeque::new(),
-            watchers: Watchers::with_seed(seed.rotate_left(17)),
+            watchers: {
+                let mut watchers = Watchers::with_seed(seed.rotate_left(17));
+                watchers.set_now(now);
+                watchers
+            },
             jobs: Slab::new(),
             next_job: seed.rotate_left(41),
             cancelled_jobs: 0,
@@ -272,7 +277,9 @@ impl<R: Reactor + 'static> Runtime<R> {
 
     /// Refreshes the loop time.
     pub fn update_time(&mut self) {
-        self.shared.now.set(Instant::now());
+        let now = Instant::now();
+        self.shared.now.set(now);
+        self.watchers.set_now(now);
     }
 
     /// A `Send + Sync` handle for other threads.

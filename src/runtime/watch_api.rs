@@ -260,7 +260,7 @@ impl<R: Reactor + 'static> Runtime<R> {
         let slot = self.watchers.live(id)?;
         if slot.entry.is_none() {
             // Its callback is running: `after_callback` finishes the close.
-            slot.closing = true;
+            slot.set_closing();
         } else {
             self.drop_watch(id);
         }
@@ -303,7 +303,7 @@ impl<R: Reactor + 'static> Runtime<R> {
                 self.reactor.reregister(entry.source(), id, interest, slot.mode)
             }
             (None, _) => {
-                slot.interest_dirty = true;
+                slot.set_interest_dirty();
                 Ok(())
             }
             (Some(_), State::Queued | State::Paused) => Ok(()),
@@ -335,7 +335,7 @@ impl<R: Reactor + 'static> Runtime<R> {
     pub fn pause_watch(&mut self, id: EventId) -> io::Result<()> {
         let slot = self.watchers.live(id)?;
         if slot.entry.is_none() {
-            slot.pause_pending = Some(true);
+            slot.set_pause_pending(Some(true));
             return Ok(());
         }
         self.pause_now(id);
@@ -353,7 +353,7 @@ impl<R: Reactor + 'static> Runtime<R> {
     pub fn resume_watch(&mut self, id: EventId) -> io::Result<()> {
         let slot = self.watchers.live(id)?;
         if slot.entry.is_none() {
-            slot.pause_pending = Some(false);
+            slot.set_pause_pending(Some(false));
             return Ok(());
         }
         self.resume_now(id)
@@ -472,7 +472,7 @@ impl<R: Reactor + 'static> Runtime<R> {
     /// `ErrorKind::NotFound` if `id` is not a live watch.
     pub fn watch_mode(&self, id: EventId) -> io::Result<Mode> {
         let slot = self.watchers.get(id).ok_or_else(|| not_a_watch(id))?;
-        Ok(if slot.rearm { Mode::Oneshot } else { slot.mode })
+        Ok(if slot.rearm() { Mode::Oneshot } else { slot.mode })
     }
 
     /// The source of a persistent watch, outside its callback (inside, the callback has it).

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use super::watch_slot::{timeout_nanos, IN_QUEUE, NO_ENTRY, ONCE, REARM, REFED};
+pub(crate) use super::watch_slot::{Slot, State};
 use crate::{EventId, Interest, Mode};
 
 /// Bits of an [`EventId`] that hold the slot index; the rest hold the generation.
@@ -24,72 +26,6 @@ const GENERATIONS: usize = usize::MAX >> INDEX_BITS;
 
 /// The most watchers that can exist at once (registered plus queued).
 pub(crate) const MAX_WATCHERS: usize = INDEX_MASK;
-
-/// Where a watcher stands with the OS.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(crate) enum State {
-    /// Registered with the reactor.
-    Registered,
-    /// Waiting under the high watermark.
-    Queued,
-    /// Paused by the user: not registered, not queued; its deadline still runs.
-    Paused,
-}
-
-/// One watcher. `E` is the type-erased source and callback.
-pub(crate) struct Slot<E> {
-    /// The id's generation (at most 32 bits: see `GENERATIONS`).
-    generation: u32,
-    pub(crate) state: State,
-    /// `None` while the watcher's own callback runs.
-    pub(crate) entry: Option<E>,
-    pub(crate) interest: Interest,
-    /// The reactor mode of the registration.
-    pub(crate) mode: Mode,
-    /// Fires once, then is removed.
-    pub(crate) once: bool,
-    /// Persistent over a oneshot registration: re-armed after each callback.
-    pub(crate) rearm: bool,
-    /// The interest changed while the callback ran: re-register when it returns.
-    pub(crate) interest_dirty: bool,
-    /// Paused (`Some(true)`) or resumed (`Some(false)`) while the callback ran.
-    pub(crate) pause_pending: Option<bool>,
-    /// Closed while its callback ran: finish the close when it returns.
-    pub(crate) closing: bool,
-    /// Its id is in the high-watermark queue (maybe from before a pause): moving back to
-    /// `Queued` reuses that entry instead of adding one.
-    in_queue: bool,
-    pub(crate) refed: bool,
-    /// The idle timeout in nanoseconds (saturated), or `NO_TIMEOUT`.
-    timeout: u64,
-    /// The last activity (an event, or the deadline being set): the deadline is `timeout` after
-    /// it, computed only when a heap entry surfaces, so an event costs a copy of the loop time.
-    active: Instant,
-    /// The deadline of this watcher's live heap entry as a tick, or `NO_ENTRY`.
-    heap_at: u64,
-}
-
-/// `Slot::timeout` of a watcher without a deadline.
-const NO_TIMEOUT: u64 = u64::MAX;
-/// `Slot::heap_at` of a watcher without a heap entry (no real tick reaches it: ticks saturate
-/// one below).
-const NO_ENTRY: u64 = u64::MAX;
-
-fn timeout_nanos(timeout: Option<Duration>) -> u64 {
-    timeout.map_or(NO_TIMEOUT, |t| {
-        u64::try_from(t.as_nanos())
-            .unwrap_or(u64::MAX)
-            .min(NO_TIMEOUT - 1)
-    })
-}
-
-impl<E> Slot<E> {
-    /// The idle deadline: `timeout` after the last activity.
-    fn deadline(&self) -> Option<Instant> {
-        (self.timeout != NO_TIMEOUT)
-            .then(|| super::deadline_after(self.active, Duration::from_nanos(self.timeout)))
-    }
-}
 
 /// What a new watcher starts with.
 pub(crate) struct NewWatcher<E> {
@@ -113,6 +49,8 @@ pub(crate) struct Watchers<E> {
     /// The instant of the earliest heap entry (`deadlines`' top), so that the per-iteration
     /// check compares instants without converting the loop time.
     first_due: Option<Instant>,
+    /// The loop time as a tick (`set_now`).
+    now_tick: u64,
     registered: usize,
     queued: usize,
     paused: usize,
@@ -137,6 +75,7 @@ impl<E> Watchers<E> {
             deadlines: BinaryHeap::new(),
             epoch: Instant::now(),
             first_due: None,
+            now_tick: 0,
             registered: 0,
             queued: 0,
             paused: 0,
@@ -209,15 +148,12 @@ impl<E> Watchers<E> {
             entry: Some(new.entry),
             interest: new.interest,
             mode: new.mode,
-            once: new.once,
-            rearm: new.rearm,
-            interest_dirty: false,
-            pause_pending: None,
-            closing: false,
-            in_queue: new.state == State::Queued,
-            refed: true,
+            bits: (if new.once { ONCE } else { 0 })
+                | (if new.rearm { REARM } else { 0 })
+                | (if new.state == State::Queued { IN_QUEUE } else { 0 })
+                | REFED,
             timeout: timeout_nanos(new.timeout),
-            active: now,
+            active: self.tick(now),
             heap_at: deadline.unwrap_or(NO_ENTRY),
         });
         let id = EventId(index | (generation << INDEX_BITS));
@@ -251,7 +187,7 @@ impl<E> Watchers<E> {
     /// A watcher that is not closing, or `ErrorKind::NotFound`.
     pub(crate) fn live(&mut self, id: EventId) -> std::io::Result<&mut Slot<E>> {
         self.get_mut(id)
-            .filter(|s| !s.closing)
+            .filter(|s| !s.closing())
             .ok_or_else(|| not_a_watch(id))
     }
 
@@ -260,7 +196,7 @@ impl<E> Watchers<E> {
         self.get_mut(id)?;
         let slot = self.slots.remove(split(id).0);
         self.count(slot.state, false);
-        if slot.refed {
+        if slot.refed() {
             self.refed -= 1;
         }
         Some(slot)
@@ -287,9 +223,9 @@ impl<E> Watchers<E> {
         if old == state {
             return;
         }
-        let enqueue = state == State::Queued && !slot.in_queue;
+        let enqueue = state == State::Queued && !slot.in_queue();
         if enqueue {
-            slot.in_queue = true;
+            slot.set_in_queue(true);
         }
         self.count(old, false);
         self.count(state, true);
@@ -312,7 +248,7 @@ impl<E> Watchers<E> {
             match slots.get_mut(index).filter(|s| s.generation == generation) {
                 Some(slot) if slot.state == State::Queued => true,
                 Some(slot) => {
-                    slot.in_queue = false;
+                    slot.set_in_queue(false);
                     false
                 }
                 None => false,
@@ -320,10 +256,24 @@ impl<E> Watchers<E> {
         });
     }
 
-    /// An event arrived: the idle deadline restarts at `now`.
+    /// An event arrived: the idle deadline restarts at `now_tick` (the loop time as a tick:
+    /// [`Watchers::now_tick`]).
     #[inline]
-    pub(crate) fn touch(slot: &mut Slot<E>, now: Instant) {
-        slot.active = now;
+    pub(crate) fn touch(slot: &mut Slot<E>, now_tick: u64) {
+        slot.active = now_tick;
+    }
+
+    /// The loop time, as a tick: set by [`Watchers::set_now`] when the loop time is refreshed,
+    /// so an event's activity costs no conversion.
+    #[inline]
+    pub(crate) fn now_tick(&self) -> u64 {
+        self.now_tick
+    }
+
+    /// The loop time was refreshed to `now`.
+    #[inline]
+    pub(crate) fn set_now(&mut self, now: Instant) {
+        self.now_tick = self.tick(now);
     }
 
     /// Changes a watcher's timeout, counting from `now`.
@@ -333,8 +283,8 @@ impl<E> Watchers<E> {
             return false;
         };
         slot.timeout = timeout_nanos(timeout);
-        slot.active = now;
-        if let Some(deadline) = slot.deadline().map(|d| tick_of(epoch, d)) {
+        slot.active = tick_of(epoch, now);
+        if let Some(deadline) = slot.deadline() {
             if deadline < slot.heap_at {
                 slot.heap_at = deadline;
                 self.push_deadline(deadline, id);
@@ -348,8 +298,8 @@ impl<E> Watchers<E> {
         let Some(slot) = self.get_mut(id) else {
             return false;
         };
-        if slot.refed != refed {
-            slot.refed = refed;
+        if slot.refed() != refed {
+            slot.set_bit(REFED, refed);
             if refed {
                 self.refed += 1;
             } else {
@@ -363,7 +313,7 @@ impl<E> Watchers<E> {
     pub(crate) fn admit(&mut self) -> Option<EventId> {
         while let Some(id) = self.queue.pop_front() {
             if let Some(slot) = self.get_mut(id) {
-                slot.in_queue = false;
+                slot.set_in_queue(false);
                 if slot.state == State::Queued {
                     slot.state = State::Registered;
                     self.queued -= 1;
@@ -404,7 +354,7 @@ impl<E> Watchers<E> {
     }
 
     fn pop_expired_slow(&mut self, now: Instant) -> Option<EventId> {
-        let (epoch, now_tick) = (self.epoch, self.tick(now));
+        let now_tick = self.tick(now);
         loop {
             let Reverse((at, id)) = *self.deadlines.peek()?;
             if at > now_tick {
@@ -416,12 +366,11 @@ impl<E> Watchers<E> {
                 continue;
             }
             match slot.deadline() {
-                Some(deadline) if deadline <= now => {
+                Some(deadline) if deadline <= now_tick => {
                     slot.heap_at = NO_ENTRY;
                     return Some(id);
                 }
                 Some(later) => {
-                    let later = tick_of(epoch, later);
                     slot.heap_at = later;
                     self.push_deadline(later, id);
                 }
@@ -501,7 +450,8 @@ mod tests {
         let mut w = Watchers::default();
         let id = w.insert(new(State::Registered, Some(Duration::from_secs(10))), t0);
         for i in 1..100 {
-            Watchers::touch(w.get_mut(id).unwrap(), t0 + Duration::from_secs(i));
+            let tick = w.tick(t0 + Duration::from_secs(i));
+            Watchers::touch(w.get_mut(id).unwrap(), tick);
         }
         assert_eq!(w.deadlines.len(), 1);
         assert_eq!(
@@ -571,13 +521,13 @@ mod size_tests {
     /// heap entry. Pinned so that a field added to the slot is a decision, not an accident.
     #[test]
     #[cfg(target_pointer_width = "64")]
-    fn an_idle_watch_costs_at_most_80_bytes_of_table() {
+    fn an_idle_watch_costs_at_most_64_bytes_of_table() {
         // The runtime's entry type is a `Box<dyn Entry>`: a fat pointer, as here.
         type E = Box<dyn Fn()>;
         let slot = std::mem::size_of::<Slot<E>>();
         let heap_entry = std::mem::size_of::<Reverse<(u64, EventId)>>();
         assert!(
-            slot + heap_entry <= 80,
+            slot + heap_entry <= 64,
             "slot {slot} B + heap entry {heap_entry} B"
         );
     }
