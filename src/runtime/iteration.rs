@@ -242,25 +242,24 @@ impl<R: Reactor + 'static> Runtime<R> {
         {
             return Some(Duration::ZERO);
         }
-        let timer = self.timers.borrow().next_deadline();
-        let watch = self.watchers.next_deadline();
         // The exact time left: the timer queue already batches a millisecond's timers under
         // its latest deadline, and the reactor never returns before the timeout (backends
         // that wait in whole milliseconds round it up themselves). Rounding here too made
         // every timer a millisecond late.
-        match (timer, watch) {
-            // A timer decides: the time left from a fresh clock read, so callbacks that ran
-            // since the loop time was taken do not make it late.
-            (Some(timer), None) => Some(timer.saturating_duration_since(Instant::now())),
-            (Some(timer), Some(watch)) if timer <= watch => {
-                Some(timer.saturating_duration_since(Instant::now()))
-            }
-            // An idle deadline decides: from the loop time, which saves a clock read per
-            // iteration. The wait can only come out longer (late by what the callbacks since
-            // the loop time took, as in libuv), never early, and deadlines are checked against
-            // the loop time read when the poll returns.
-            (_, Some(watch)) => Some(watch.saturating_duration_since(self.now())),
-            (None, None) => None,
+        //
+        // An idle deadline that decides counts from the loop time, which saves a clock read
+        // per iteration: the wait can only come out longer (late by what the callbacks since
+        // the loop time took, as in libuv), never early, and deadlines are checked against
+        // the loop time read when the poll returns. A timer that decides counts from a fresh
+        // clock read, so callbacks that ran since the loop time was taken do not make it late.
+        let Some(timer) = self.timers.borrow().next_deadline() else {
+            // No timer (the common case of a server): the watch table's ticks give the time
+            // left without converting an instant.
+            return self.watchers.time_to_next_deadline();
+        };
+        match self.watchers.next_deadline() {
+            Some(watch) if watch < timer => Some(watch.saturating_duration_since(self.now())),
+            _ => Some(timer.saturating_duration_since(Instant::now())),
         }
     }
 

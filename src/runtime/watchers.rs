@@ -337,6 +337,16 @@ impl<E> Watchers<E> {
         None
     }
 
+    /// The time from the loop time ([`set_now`](Self::set_now)) to the earliest live
+    /// deadline: [`next_deadline`](Self::next_deadline) as a duration, counted in ticks (no
+    /// conversion of an instant).
+    #[inline]
+    pub(crate) fn time_to_next_deadline(&mut self) -> Option<Duration> {
+        self.next_deadline()?;
+        let Reverse((at, _)) = *self.deadlines.peek()?;
+        Some(Duration::from_nanos(at.saturating_sub(self.now_tick)))
+    }
+
     /// Whether the earliest heap entry is due at `now` (it may be superseded: then
     /// [`pop_expired`](Self::pop_expired) finds nothing and refreshes it).
     #[inline]
