@@ -416,12 +416,14 @@ pub(super) fn closed_error() -> io::Error {
 #[cfg(test)]
 mod tests {
     /// What an idle connection holds in its watch entry: pinned so that a field added to the
-    /// connection is a decision (the cold parts belong in `Extras`).
+    /// connection is a decision (the cold parts belong in `Extras`). 64 bytes with a 4-byte
+    /// fd; a Windows `SOCKET` is 8 bytes, which rounds the connection up to 72 there.
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn an_idle_connection_is_at_most_64_bytes() {
         type C = super::Connection<std::net::TcpStream, crate::DefaultReactor>;
         let size = std::mem::size_of::<C>();
-        assert!(size <= 64, "Connection is {size} bytes");
+        let limit = if cfg!(windows) { 72 } else { 64 };
+        assert!(size <= limit, "Connection is {size} bytes (at most {limit} here)");
     }
 }
