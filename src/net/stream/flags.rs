@@ -22,6 +22,14 @@ impl Flags {
         self.0 & bit != 0
     }
 
+    /// The bit's value, cleared.
+    #[inline]
+    fn take(&mut self, bit: u16) -> bool {
+        let on = self.get(bit);
+        self.0 &= !bit;
+        on
+    }
+
     #[inline]
     fn set(&mut self, bit: u16, on: bool) {
         if on {
@@ -47,8 +55,7 @@ const CLOSING_AFTER_FIN: u16 = 1 << 10;
 const CLOSING_NEXT_EVENT: u16 = 1 << 11;
 
 macro_rules! flag_accessors {
-    ($($(#[$doc:meta])* $get:ident, $set:ident, $take:ident = $bit:ident;)*) => {
-        #[allow(dead_code)] // not every flag is taken
+    ($($(#[$doc:meta])* $get:ident, $set:ident = $bit:ident;)*) => {
         impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
             $(
                 $(#[$doc])*
@@ -61,14 +68,6 @@ macro_rules! flag_accessors {
                 pub(super) fn $set(&mut self, on: bool) {
                     self.flags.set($bit, on);
                 }
-
-                /// The flag's value, cleared.
-                #[inline]
-                pub(super) fn $take(&mut self) -> bool {
-                    let on = self.flags.get($bit);
-                    self.flags.set($bit, false);
-                    on
-                }
             )*
         }
     };
@@ -76,30 +75,51 @@ macro_rules! flag_accessors {
 
 flag_accessors! {
     /// [`pause_reading`](Connection::pause_reading) is in force.
-    reading_paused, set_reading_paused, take_reading_paused = READING_PAUSED;
-    /// The options allow a half-open connection (EOF read, writing goes on).
-    allow_half_open, set_allow_half_open, take_allow_half_open = ALLOW_HALF_OPEN;
-    /// A write was queued since the last drain.
-    want_drain, set_want_drain, take_want_drain = WANT_DRAIN;
+    reading_paused, set_reading_paused = READING_PAUSED;
     /// A shutdown waits for the queued bytes to be written.
-    shutdown_pending, set_shutdown_pending, take_shutdown_pending = SHUTDOWN_PENDING;
+    shutdown_pending, set_shutdown_pending = SHUTDOWN_PENDING;
     /// FIN was sent.
-    write_shut, set_write_shut, take_write_shut = WRITE_SHUT;
+    write_shut, set_write_shut = WRITE_SHUT;
     /// The read side reached EOF.
-    eof, set_eof, take_eof = EOF;
+    eof, set_eof = EOF;
     /// Closed (or closing) by this layer or the user through this context.
-    closed, set_closed, take_closed = CLOSED;
+    closed, set_closed = CLOSED;
     /// A readable event came while no data callback was set.
-    unread, set_unread, take_unread = UNREAD;
+    unread, set_unread = UNREAD;
     /// A read shorter than the buffer may be taken for a drained socket (no `EAGAIN` read
     /// after it): set at watch time from the watch's mode and the backend's hints.
-    short_read_drains, set_short_read_drains, take_short_read_drains = SHORT_READ_DRAINS;
+    short_read_drains, set_short_read_drains = SHORT_READ_DRAINS;
     /// The connection's watch callback is running: it asks for the interest the connection
     /// needs once, when it ends (`event::settle`), so a write from the data callback need not.
-    in_event, set_in_event, take_in_event = IN_EVENT;
+    in_event, set_in_event = IN_EVENT;
 }
 
 impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
+    /// The options allow a half-open connection (EOF read, writing goes on): set once, when
+    /// the connection is made.
+    #[inline]
+    pub(super) fn allow_half_open(&self) -> bool {
+        self.flags.get(ALLOW_HALF_OPEN)
+    }
+
+    /// A write was queued since the last drain.
+    #[inline]
+    pub(super) fn set_want_drain(&mut self, on: bool) {
+        self.flags.set(WANT_DRAIN, on);
+    }
+
+    /// Whether a write was queued since the last drain; cleared.
+    #[inline]
+    pub(super) fn take_want_drain(&mut self) -> bool {
+        self.flags.take(WANT_DRAIN)
+    }
+
+    /// Whether a readable event came while no data callback was set; cleared.
+    #[inline]
+    pub(super) fn take_unread(&mut self) -> bool {
+        self.flags.take(UNREAD)
+    }
+
     /// A close the user asked for that waits (for the FIN, or for the next event).
     #[inline]
     pub(super) fn closing(&self) -> Option<Closing> {
