@@ -12,11 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::sync::lock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::Token;
 
-use crate::kit::{self, raw_source as raw, wait_until_deadline, Book, Entry, PollLock};
+use crate::kit::{self, raw_source as raw, wait_from, Book, Entry, PollLock};
 use crate::source::RawSource;
 use crate::{BorrowedSource, Event, EventId, Events, Hints, Interest, Mechanism, Mode, Reactor, Wake, Waker};
 
@@ -332,63 +332,11 @@ impl Reactor for MioReactor {
     }
 
     fn poll(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
-        events.clear();
-        let Some(mut guard) = self.state.lock(timeout) else {
-            log::trace!("mio: poll(ZERO) while another thread polls: no events");
-            return Ok(0);
-        };
-        let PollState {
-            poll,
-            events: native,
-            overflow,
-        } = &mut *guard;
-        if native.capacity() != events.capacity() {
-            // Only when the caller switches to a buffer of another size: never in steady state.
-            *native = mio::Events::with_capacity(events.capacity());
-        }
-        if *overflow {
-            // Events an earlier wait could not fit come first (mio keeps to the capacity, so
-            // this is only a safety net).
-            let mut book = lock(&self.book);
-            book.begin_report();
-            book.report_overflow(events, |key, entry| self.rearm_level(Token(key), entry));
-            book.end_report();
-            *overflow = book.has_overflow();
-            if !events.is_empty() {
-                return Ok(events.len());
-            }
-        }
-        wait_until_deadline(timeout, |block| {
-            let waited = poll.poll(native, block.timeout());
-            // One book lock per wait: registrations made meanwhile are in it, and slots freed
-            // meanwhile are held (the state lock says a poll is in flight) until `end_report`.
-            let mut book = lock(&self.book);
-            book.begin_report();
-            let mut woken = false;
-            for ev in native.iter() {
-                let token = ev.token();
-                if token == WAKER {
-                    // Wakes after this point send a new notification.
-                    self.waker.pending.store(false, Ordering::Release);
-                    woken = true;
-                    continue;
-                }
-                let reported = book.report(token.0, events, |entry| {
-                    translate(entry.id(), entry.interest(), entry.extra().is_socket(), ev)
-                });
-                if let Some(entry) = reported {
-                    self.rearm_level(token, entry);
-                }
-            }
-            book.end_report();
-            *overflow = book.has_overflow();
-            drop(book);
-            waited?;
-            Ok(!events.is_empty() || woken)
-        })?;
-        drop(guard);
-        log::trace!("mio: poll returned {} events", events.len());
-        Ok(events.len())
+        self.wait_events(events, timeout, None)
+    }
+
+    fn poll_from(&self, events: &mut Events, timeout: Option<Duration>, start: Instant) -> io::Result<usize> {
+        self.wait_events(events, timeout, Some(start))
     }
 
     fn waker(&self) -> Waker {
@@ -456,6 +404,74 @@ impl Reactor for MioReactor {
 
     fn name(&self) -> &'static str {
         "mio"
+    }
+}
+
+impl MioReactor {
+    /// `poll` and `poll_from`: the timeout counts from `start`, or from the call if `None`.
+    fn wait_events(
+        &self,
+        events: &mut Events,
+        timeout: Option<Duration>,
+        start: Option<Instant>,
+    ) -> io::Result<usize> {
+        events.clear();
+        let Some(mut guard) = self.state.lock(timeout) else {
+            log::trace!("mio: poll(ZERO) while another thread polls: no events");
+            return Ok(0);
+        };
+        let PollState {
+            poll,
+            events: native,
+            overflow,
+        } = &mut *guard;
+        if native.capacity() != events.capacity() {
+            // Only when the caller switches to a buffer of another size: never in steady state.
+            *native = mio::Events::with_capacity(events.capacity());
+        }
+        if *overflow {
+            // Events an earlier wait could not fit come first (mio keeps to the capacity, so
+            // this is only a safety net).
+            let mut book = lock(&self.book);
+            book.begin_report();
+            book.report_overflow(events, |key, entry| self.rearm_level(Token(key), entry));
+            book.end_report();
+            *overflow = book.has_overflow();
+            if !events.is_empty() {
+                return Ok(events.len());
+            }
+        }
+        wait_from(start, timeout, |block| {
+            let waited = poll.poll(native, block.timeout());
+            // One book lock per wait: registrations made meanwhile are in it, and slots freed
+            // meanwhile are held (the state lock says a poll is in flight) until `end_report`.
+            let mut book = lock(&self.book);
+            book.begin_report();
+            let mut woken = false;
+            for ev in native.iter() {
+                let token = ev.token();
+                if token == WAKER {
+                    // Wakes after this point send a new notification.
+                    self.waker.pending.store(false, Ordering::Release);
+                    woken = true;
+                    continue;
+                }
+                let reported = book.report(token.0, events, |entry| {
+                    translate(entry.id(), entry.interest(), entry.extra().is_socket(), ev)
+                });
+                if let Some(entry) = reported {
+                    self.rearm_level(token, entry);
+                }
+            }
+            book.end_report();
+            *overflow = book.has_overflow();
+            drop(book);
+            waited?;
+            Ok(!events.is_empty() || woken)
+        })?;
+        drop(guard);
+        log::trace!("mio: poll returned {} events", events.len());
+        Ok(events.len())
     }
 }
 

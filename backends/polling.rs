@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use crate::sync::lock;
 use std::time::{Duration, Instant};
 
-use crate::kit::{self, raw_source as raw, wait_until_deadline, Block, Book, PollLock};
+use crate::kit::{self, raw_source as raw, wait_from, Block, Book, PollLock};
 use crate::{BorrowedSource, Event, EventId, Events, Hints, Interest, Mechanism, Mode, Reactor, Wake, Waker};
 
 /// The mechanism `polling` drives on this target.
@@ -189,86 +189,11 @@ impl Reactor for PollingReactor {
     }
 
     fn poll(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
-        events.clear();
-        let Some(mut guard) = self.native.lock(timeout) else {
-            log::trace!("polling: poll(ZERO) while another thread polls: no events");
-            return Ok(0);
-        };
-        let native = &mut *guard;
-        if native.events.capacity().get() != events.capacity() {
-            // Only when the caller switches to a buffer of another size: never in steady state.
-            let capacity = NonZeroUsize::new(events.capacity()).unwrap_or(NonZeroUsize::MIN);
-            native.events = polling::Events::with_capacity(capacity);
-        }
-        if native.overflow {
-            // What an earlier wait could not fit (poll(2) ignores the capacity) comes first.
-            let mut book = lock(&self.book);
-            book.begin_report();
-            book.report_overflow(events, |_, _| {});
-            book.end_report();
-            native.overflow = book.has_overflow();
-            if !events.is_empty() {
-                log::trace!("polling: poll returned {} overflowed events", events.len());
-                return Ok(events.len());
-            }
-        }
-        let (poller, woken) = (&self.shared.poller, &self.shared.woken);
-        wait_until_deadline(timeout, |block| {
-            native.events.clear();
-            // `polling` computes a deadline from a timeout: pass ours, one clock read fewer.
-            let mut waited = match block {
-                Block::Forever => poller.wait(&mut native.events, None),
-                Block::No => poller.wait_deadline(&mut native.events, self.epoch),
-                Block::Until { deadline, .. } => poller.wait_deadline(&mut native.events, deadline),
-            };
-            let mut wake_came = false;
-            if matches!(&waited, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-                // polling's poll(2) backend: `notify` sets its flag before it writes the
-                // notifier pipe, and a wait that sees the flag first reads the empty pipe and
-                // returns that read's `EAGAIN`. A wake came: return, do not fail. But
-                // `polling::Poller` clears its own "notified" flag only after a wait that
-                // succeeds, and while that flag is set every `notify` is dropped: one
-                // non-blocking wait now clears it (the late pipe byte, if it has landed, is
-                // drained by that wait too), or every later wake would be lost.
-                woken.store(false, Ordering::Release);
-                wake_came = true;
-                log::trace!("polling: the wait returned WouldBlock: a wake; clearing polling's flag");
-                native.events.clear();
-                waited = poller.wait_deadline(&mut native.events, self.epoch);
-                #[cfg(test)]
-                self.shared.recovered.fetch_add(1, Ordering::Relaxed);
-            }
-            // One book lock per wait: registrations made meanwhile are in it, and slots freed
-            // meanwhile are held (the native lock says a poll is in flight) until `end_report`.
-            let mut book = lock(&self.book);
-            book.begin_report();
-            // epoll, kqueue, IOCP and event ports return at most `events.capacity()` events;
-            // poll(2) returns every ready source, and the book keeps what does not fit.
-            for ev in native.events.iter() {
-                book.report(ev.key, events, |entry| {
-                    let closed = ev.is_interrupt();
-                    Event::new(entry.id())
-                        .with_readable(ev.readable && entry.interest().is_readable())
-                        .with_writable(ev.writable && entry.interest().is_writable())
-                        .with_error(ev.is_err() == Some(true))
-                        .with_read_closed(closed)
-                        .with_write_closed(closed)
-                });
-            }
-            book.end_report();
-            native.overflow = book.has_overflow();
-            drop(book);
-            waited?;
-            if wake_came {
-                return Ok(true);
-            }
-            // A plain load first: no locked read-modify-write unless a wake came.
-            let woken = woken.load(Ordering::Relaxed) && woken.swap(false, Ordering::AcqRel);
-            Ok(!events.is_empty() || woken)
-        })?;
-        drop(guard);
-        log::trace!("polling: poll returned {} events", events.len());
-        Ok(events.len())
+        self.wait_events(events, timeout, None)
+    }
+
+    fn poll_from(&self, events: &mut Events, timeout: Option<Duration>, start: Instant) -> io::Result<usize> {
+        self.wait_events(events, timeout, Some(start))
     }
 
     fn waker(&self) -> Waker {
@@ -334,6 +259,97 @@ impl Reactor for PollingReactor {
 
     fn name(&self) -> &'static str {
         "polling"
+    }
+}
+
+impl PollingReactor {
+    /// `poll` and `poll_from`: the timeout counts from `start`, or from the call if `None`.
+    fn wait_events(
+        &self,
+        events: &mut Events,
+        timeout: Option<Duration>,
+        start: Option<Instant>,
+    ) -> io::Result<usize> {
+        events.clear();
+        let Some(mut guard) = self.native.lock(timeout) else {
+            log::trace!("polling: poll(ZERO) while another thread polls: no events");
+            return Ok(0);
+        };
+        let native = &mut *guard;
+        if native.events.capacity().get() != events.capacity() {
+            // Only when the caller switches to a buffer of another size: never in steady state.
+            let capacity = NonZeroUsize::new(events.capacity()).unwrap_or(NonZeroUsize::MIN);
+            native.events = polling::Events::with_capacity(capacity);
+        }
+        if native.overflow {
+            // What an earlier wait could not fit (poll(2) ignores the capacity) comes first.
+            let mut book = lock(&self.book);
+            book.begin_report();
+            book.report_overflow(events, |_, _| {});
+            book.end_report();
+            native.overflow = book.has_overflow();
+            if !events.is_empty() {
+                log::trace!("polling: poll returned {} overflowed events", events.len());
+                return Ok(events.len());
+            }
+        }
+        let (poller, woken) = (&self.shared.poller, &self.shared.woken);
+        wait_from(start, timeout, |block| {
+            native.events.clear();
+            // `polling` computes a deadline from a timeout: pass ours, one clock read fewer.
+            let mut waited = match block {
+                Block::Forever => poller.wait(&mut native.events, None),
+                Block::No => poller.wait_deadline(&mut native.events, self.epoch),
+                Block::Until { deadline, .. } => poller.wait_deadline(&mut native.events, deadline),
+            };
+            let mut wake_came = false;
+            if matches!(&waited, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+                // polling's poll(2) backend: `notify` sets its flag before it writes the
+                // notifier pipe, and a wait that sees the flag first reads the empty pipe and
+                // returns that read's `EAGAIN`. A wake came: return, do not fail. But
+                // `polling::Poller` clears its own "notified" flag only after a wait that
+                // succeeds, and while that flag is set every `notify` is dropped: one
+                // non-blocking wait now clears it (the late pipe byte, if it has landed, is
+                // drained by that wait too), or every later wake would be lost.
+                woken.store(false, Ordering::Release);
+                wake_came = true;
+                log::trace!("polling: the wait returned WouldBlock: a wake; clearing polling's flag");
+                native.events.clear();
+                waited = poller.wait_deadline(&mut native.events, self.epoch);
+                #[cfg(test)]
+                self.shared.recovered.fetch_add(1, Ordering::Relaxed);
+            }
+            // One book lock per wait: registrations made meanwhile are in it, and slots freed
+            // meanwhile are held (the native lock says a poll is in flight) until `end_report`.
+            let mut book = lock(&self.book);
+            book.begin_report();
+            // epoll, kqueue, IOCP and event ports return at most `events.capacity()` events;
+            // poll(2) returns every ready source, and the book keeps what does not fit.
+            for ev in native.events.iter() {
+                book.report(ev.key, events, |entry| {
+                    let closed = ev.is_interrupt();
+                    Event::new(entry.id())
+                        .with_readable(ev.readable && entry.interest().is_readable())
+                        .with_writable(ev.writable && entry.interest().is_writable())
+                        .with_error(ev.is_err() == Some(true))
+                        .with_read_closed(closed)
+                        .with_write_closed(closed)
+                });
+            }
+            book.end_report();
+            native.overflow = book.has_overflow();
+            drop(book);
+            waited?;
+            if wake_came {
+                return Ok(true);
+            }
+            // A plain load first: no locked read-modify-write unless a wake came.
+            let woken = woken.load(Ordering::Relaxed) && woken.swap(false, Ordering::AcqRel);
+            Ok(!events.is_empty() || woken)
+        })?;
+        drop(guard);
+        log::trace!("polling: poll returned {} events", events.len());
+        Ok(events.len())
     }
 }
 

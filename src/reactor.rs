@@ -2,7 +2,7 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::{BorrowedSource, EventId, Events, Interest, Mechanism, Mode, Waker};
 
@@ -278,6 +278,39 @@ pub trait Reactor: Send + Sync {
     /// races with the wait, makes `poll` return `Ok`, never an error.
     fn poll(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize>;
 
+    /// As [`poll`](Reactor::poll), with `timeout` counted from `start` instead of from the
+    /// call: `start` is a clock read the caller made before calling (an event loop's cached
+    /// loop time, from which it computed `timeout`), so the backend need not read the clock
+    /// again before it waits. libuv's `uv__io_poll` counts its timeout from the loop time so.
+    ///
+    /// The poll returns no earlier than `start + timeout` (unless an event or a wake comes
+    /// first), and no later than `poll(events, timeout)` called now would: the first wait
+    /// blocks for the whole `timeout`, the waits after a spurious return count to
+    /// `start + timeout`. `None` and `Some(Duration::ZERO)` behave as for `poll`.
+    ///
+    /// The default calls `poll(events, timeout)`, which meets that contract (it counts from a
+    /// later instant); backends on the [kit](crate::kit) override it with
+    /// [`kit::wait_from`](crate::kit::wait_from) to save the clock read.
+    ///
+    /// ```
+    /// use portable_reactor::{DefaultReactor, Events, Reactor};
+    /// use std::time::{Duration, Instant};
+    /// let reactor = DefaultReactor::new()?;
+    /// let mut events = Events::with_capacity(8);
+    /// let start = Instant::now();
+    /// reactor.poll_from(&mut events, Some(Duration::from_millis(10)), start)?;
+    /// assert!(start.elapsed() >= Duration::from_millis(10));
+    /// # std::io::Result::Ok(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`poll`](Reactor::poll).
+    fn poll_from(&self, events: &mut Events, timeout: Option<Duration>, start: Instant) -> io::Result<usize> {
+        let _ = start;
+        self.poll(events, timeout)
+    }
+
     /// A handle that wakes this reactor's `poll` from any thread.
     fn waker(&self) -> Waker;
 
@@ -334,6 +367,14 @@ macro_rules! forward_reactor {
             }
             fn poll(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
                 (**self).poll(events, timeout)
+            }
+            fn poll_from(
+                &self,
+                events: &mut Events,
+                timeout: Option<Duration>,
+                start: Instant,
+            ) -> io::Result<usize> {
+                (**self).poll_from(events, timeout, start)
             }
             fn waker(&self) -> Waker {
                 (**self).waker()

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use portable_reactor::runtime::{Builder, Runtime};
+use portable_reactor::runtime::{Builder, Runtime, WatchOptions};
 use portable_reactor::{Interest, MioReactor, PollingReactor, Reactor};
 
 mod util;
@@ -180,6 +180,62 @@ fn close_callbacks_run_last_in_first_out<R: Reactor + 'static>(reactor: R) {
     assert_eq!(tick(&log[3]), tick(&log[0]) + 1, "the next iteration: {log:?}");
 }
 
+/// The poll phase counts its timeout from the clock read it was computed from
+/// (`Reactor::poll_from`), so the backend reads the clock no more: an idle deadline's wait
+/// counts from the loop time, a timer's from the fresh read the runtime made for it. The
+/// deadline still never fires early.
+fn the_wait_counts_from_the_loop_time<R: Reactor + 'static>(reactor: R) {
+    init();
+    let (reactor, polls) = Recording::new(reactor);
+    let froms = reactor.froms.clone();
+    let mut rt = Builder::new().build_with(reactor).unwrap();
+    let (_client, server) = tcp_pair();
+    let idle = Duration::from_millis(30);
+    let ended = Rc::new(RefCell::new(None));
+    let e = ended.clone();
+    let set = Instant::now();
+    rt.watch_with(
+        server,
+        Interest::READABLE,
+        WatchOptions::new().timeout(idle),
+        move |_, _, _, ev| {
+            *e.borrow_mut() = Some((Instant::now(), ev.map(drop).map_err(|e| e.kind())));
+        },
+    )
+    .unwrap();
+    let loop_time = rt.now();
+    while ended.borrow().is_none() {
+        assert!(
+            set.elapsed() < Duration::from_secs(10),
+            "the deadline never passed"
+        );
+        rt.run_once().unwrap();
+    }
+    let (at, result) = ended.borrow().unwrap();
+    assert_eq!(result, Err(std::io::ErrorKind::TimedOut));
+    assert!(
+        at - set >= idle,
+        "the deadline passed {:?} after it was set",
+        at - set
+    );
+    assert_eq!(
+        froms.lock().unwrap().first().copied(),
+        Some(loop_time),
+        "the first wait counts from the loop time (polls: {:?})",
+        polls.lock().unwrap()
+    );
+    // A timer's wait counts from a clock read made for it, not from the older loop time.
+    rt.set_timeout(Duration::from_millis(5), |_| {});
+    let before = Instant::now();
+    rt.run_once().unwrap();
+    let last = *froms.lock().unwrap().last().unwrap();
+    assert!(
+        last >= before,
+        "the timer's wait counted from {:?} before the run",
+        before - last
+    );
+}
+
 macro_rules! loop_mode_tests {
     ($($backend:ident => $make:expr),* $(,)?) => {$(
         mod $backend {
@@ -191,6 +247,7 @@ macro_rules! loop_mode_tests {
             #[test] fn run_nowait_never_blocks() { super::run_nowait_never_blocks($make) }
             #[test] fn stop_before_run_returns_at_once() { super::stop_before_run_returns_at_once($make) }
             #[test] fn close_callbacks_run_last_in_first_out() { super::close_callbacks_run_last_in_first_out($make) }
+            #[test] fn the_wait_counts_from_the_loop_time() { super::the_wait_counts_from_the_loop_time($make) }
         }
     )*};
 }

@@ -114,6 +114,8 @@ macro_rules! __conformance_behaviours {
                 "poll(Some(t)): never early, t below a millisecond";
             timeouts timeout_with_silent_sources_is_never_early
                 "poll(Some(t)): never early with registered, silent sources";
+            timeouts poll_from_counts_from_start
+                "poll_from(t, start): never returns before start + t; events as poll";
         }
     };
 }

@@ -7,7 +7,7 @@ use crate::Reactor;
 /// behaviour is added, removed, or changed in what it asserts. Minor for additions and
 /// stricter checks, major for removals or renames (which break [`Deviation`](super::Deviation)
 /// declarations), patch for fixes that do not change what passes.
-pub const VERSION: &str = "1.1.0";
+pub const VERSION: &str = "1.2.0";
 
 /// A reactor under test, built by the runner or the suite for each behaviour.
 pub type BoxedReactor = Box<dyn Reactor>;

@@ -109,3 +109,60 @@ pub fn timeout_with_silent_sources_is_never_early<R: Reactor>(make: impl Fn() ->
     reactor.deregister(listener.as_source()).expect("deregister");
     reactor.deregister(u.as_source()).expect("deregister");
 }
+
+/// `poll_from(events, Some(t), start)` with `start` in the past never returns before
+/// `start + t`, nor later than a `poll(Some(t))` made at the call would (within scheduling
+/// slack); a zero timeout never blocks whatever `start` is; and a ready source is reported at
+/// once, as `poll` does.
+pub fn poll_from_counts_from_start<R: Reactor>(make: impl Fn() -> R) {
+    let reactor = make();
+    let mut events = Events::with_capacity(8);
+    for (before, timeout) in [(20, 60), (0, 30), (5, 1)] {
+        let (before, timeout) = (Duration::from_millis(before), Duration::from_millis(timeout));
+        let start = Instant::now();
+        // Time passes between the caller's clock read and its call (not a synchronisation).
+        std::thread::sleep(before);
+        let called = Instant::now();
+        reactor
+            .poll_from(&mut events, Some(timeout), start)
+            .expect("poll_from");
+        let (since_start, since_call) = (start.elapsed(), called.elapsed());
+        assert!(events.is_empty(), "unexpected events {:?}", events.as_slice());
+        assert!(
+            since_start >= timeout,
+            "poll_from({timeout:?}) returned {since_start:?} after its start: early"
+        );
+        assert!(
+            since_call < timeout + non_blocking(),
+            "poll_from({timeout:?}) took {since_call:?} from its call: later than poll({timeout:?})"
+        );
+    }
+    let long_ago = Instant::now();
+    std::thread::sleep(Duration::from_millis(5));
+    let called = Instant::now();
+    reactor
+        .poll_from(&mut events, Some(Duration::ZERO), long_ago)
+        .expect("poll_from");
+    assert!(
+        called.elapsed() < non_blocking(),
+        "poll_from(ZERO) blocked for {:?}",
+        called.elapsed()
+    );
+    let (a, b) = tcp_pair();
+    register(&reactor, &a, EventId(7), Interest::READABLE, Mode::Oneshot).expect("register");
+    send(&b, b"x");
+    super::sockets::await_unread_data(&a);
+    let called = Instant::now();
+    let deadline = called + arrive();
+    while events.is_empty() {
+        reactor
+            .poll_from(&mut events, Some(arrive()), long_ago)
+            .expect("poll_from");
+        assert!(
+            Instant::now() < deadline,
+            "poll_from never reported a ready source"
+        );
+    }
+    assert_eq!(events.iter().map(|e| e.id()).collect::<Vec<_>>(), [EventId(7)]);
+    reactor.deregister(a.as_source()).expect("deregister");
+}

@@ -73,7 +73,8 @@ impl Block {
 /// So the poll's `timeout` is kept as the contract says: never cut short by a spurious return
 /// or a signal, `None` waits until an event or a wake, and `Some(Duration::ZERO)` is exactly
 /// one call with [`Block::No`], whatever it returns. The clock is read once before the first
-/// wait, and after each wait that reported nothing, only for a non-zero timeout. A timeout too
+/// wait ([`wait_from`] takes the caller's read instead), and after each wait that reported
+/// nothing, only for a non-zero timeout. A timeout too
 /// large to add to `Instant::now()` is treated as infinite.
 ///
 /// ```
@@ -114,12 +115,52 @@ impl Block {
 #[inline]
 pub fn wait_until_deadline(
     timeout: Option<Duration>,
+    wait_once: impl FnMut(Block) -> io::Result<bool>,
+) -> io::Result<()> {
+    wait_from(None, timeout, wait_once)
+}
+
+/// As [`wait_until_deadline`], with `timeout` counted from `start` (a clock read the caller
+/// made before this call) instead of from the call: the backend side of
+/// [`Reactor::poll_from`](crate::Reactor::poll_from), which saves the clock read before the
+/// first wait.
+///
+/// The first wait blocks for the whole `timeout` ([`Block::Until`] with `remaining` =
+/// `timeout`), so the poll returns no earlier than `start + timeout` and no later than
+/// `wait_until_deadline(timeout, ..)` called now would. The waits after a spurious return
+/// count to `start + timeout`. `None` for `start` is the call's own clock read (as
+/// `wait_until_deadline`).
+///
+/// ```
+/// use portable_reactor::kit::{wait_from, Block};
+/// use std::time::{Duration, Instant};
+///
+/// let start = Instant::now();
+/// let timeout = Duration::from_millis(20);
+/// let mut first = None;
+/// wait_from(Some(start), Some(timeout), |block| {
+///     first.get_or_insert(block);
+///     std::thread::sleep(block.timeout().unwrap() / 4); // returns early with nothing
+///     Ok(false)
+/// })?;
+/// assert!(start.elapsed() >= timeout, "never before start + timeout");
+/// assert_eq!(first, Some(Block::Until { deadline: start + timeout, remaining: timeout }));
+/// # std::io::Result::Ok(())
+/// ```
+///
+/// # Errors
+///
+/// The first error of `wait_once` other than `Interrupted`.
+#[inline]
+pub fn wait_from(
+    start: Option<Instant>,
+    timeout: Option<Duration>,
     mut wait_once: impl FnMut(Block) -> io::Result<bool>,
 ) -> io::Result<()> {
     let mut block = match timeout {
         None => Block::Forever,
         Some(t) if t.is_zero() => Block::No,
-        Some(t) => match Instant::now().checked_add(t) {
+        Some(t) => match start.unwrap_or_else(Instant::now).checked_add(t) {
             Some(deadline) => Block::Until {
                 deadline,
                 remaining: t,

@@ -12,7 +12,8 @@
 //!   its events (so a stale OS event is never reported under a new registration's id).
 //! - [`wait_until_deadline`] and [`Block`]: the loop around the OS wait. `EINTR` and spurious
 //!   returns are retried, a timeout is never cut short, a zero timeout is exactly one
-//!   non-blocking call.
+//!   non-blocking call. [`wait_from`] is the same loop for
+//!   [`Reactor::poll_from`](crate::Reactor::poll_from), counting from the caller's clock read.
 //! - [`PollLock`]: one poll at a time; a zero-timeout poll never waits behind another one; and
 //!   whether a poll is in flight, for [`Book::deregister`].
 //! - [`unsupported_mode`] and [`raw_source`]: the `Unsupported` error every backend returns
@@ -26,6 +27,7 @@
 //! | `reregister` | check the mode, then [`Book::reregister`] with the OS call in its closure |
 //! | `deregister` | [`Book::deregister`] with the OS call and [`PollLock::is_polling`] |
 //! | `poll` | [`PollLock::lock`]; the book's overflow first ([`Book::report_overflow`]); then [`wait_until_deadline`] around the OS wait, translating each wait between [`Book::begin_report`] and [`Book::end_report`] with [`Book::report`] |
+//! | `poll_from` (optional) | as `poll`, with [`wait_from`] |
 //!
 //! The book is not synchronised: keep it in a `Mutex` of its own, locked by the
 //! (de)registrations and once per OS wait to translate its events, and never held across the
@@ -45,7 +47,7 @@ mod lock;
 mod source_map;
 
 pub use book::{Book, Entry};
-pub use deadline::{wait_until_deadline, Block};
+pub use deadline::{wait_from, wait_until_deadline, Block};
 pub use lock::PollLock;
 
 use std::io;

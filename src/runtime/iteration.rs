@@ -87,11 +87,11 @@ impl<R: Reactor + 'static> Runtime<R> {
         self.ticks_run += 1;
         self.run_pending();
         self.admit_queued();
-        let timeout = match mode {
-            RunMode::NoWait => Some(Duration::ZERO),
-            RunMode::Default | RunMode::Once => self.poll_timeout(),
+        let (timeout, start) = match mode {
+            RunMode::NoWait => (Some(Duration::ZERO), self.now()),
+            RunMode::Default | RunMode::Once => self.poll_wait(),
         };
-        self.poll_io(timeout)?;
+        self.poll_io(timeout, start)?;
         let ran_check = self.run_check();
         let ran_closes = self.run_closes();
         if ran_check || ran_closes {
@@ -218,7 +218,7 @@ impl<R: Reactor + 'static> Runtime<R> {
         if self.polled_events {
             return Some(Duration::ZERO);
         }
-        self.poll_timeout()
+        self.poll_wait().0
     }
 
     /// The reactor's descriptor for a host loop to watch (see
@@ -230,7 +230,10 @@ impl<R: Reactor + 'static> Runtime<R> {
         self.reactor.backend_fd()
     }
 
-    pub(super) fn poll_timeout(&mut self) -> Option<Duration> {
+    /// The poll phase's timeout, and the clock read it counts from (for
+    /// [`Reactor::poll_from`]: the backend reads the clock no more).
+    pub(super) fn poll_wait(&mut self) -> (Option<Duration>, Instant) {
+        let now = self.now();
         if self.stopped
             || (!self.is_alive() && self.blocking_on == 0)
             || self.inbox.pending()
@@ -240,7 +243,7 @@ impl<R: Reactor + 'static> Runtime<R> {
             || !self.fed.is_empty()
             || !self.closes.is_empty()
         {
-            return Some(Duration::ZERO);
+            return (Some(Duration::ZERO), now);
         }
         // The exact time left: the timer queue already batches a millisecond's timers under
         // its latest deadline, and the reactor never returns before the timeout (backends
@@ -254,22 +257,27 @@ impl<R: Reactor + 'static> Runtime<R> {
         // clock read, so callbacks that ran since the loop time was taken do not make it late.
         let Some(timer) = self.timers.borrow().next_deadline() else {
             // No timer (the common case of a server): the watch table's ticks give the time
-            // left without converting an instant.
-            return self.watchers.time_to_next_deadline();
+            // left without converting an instant, counted from the loop time.
+            return (self.watchers.time_to_next_deadline(), now);
         };
         match self.watchers.next_deadline() {
-            Some(watch) if watch < timer => Some(watch.saturating_duration_since(self.now())),
-            _ => Some(timer.saturating_duration_since(Instant::now())),
+            Some(watch) if watch < timer => (Some(watch.saturating_duration_since(now)), now),
+            _ => {
+                let fresh = Instant::now();
+                (Some(timer.saturating_duration_since(fresh)), fresh)
+            }
         }
     }
 
-    pub(super) fn poll_io(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+    /// The poll phase: waits `timeout` counted from `start` (see [`Reactor::poll_from`]), then
+    /// dispatches the events, pool results, posts and woken tasks.
+    pub(super) fn poll_io(&mut self, timeout: Option<Duration>, start: Instant) -> io::Result<()> {
         let mut events = self
             .events
             .take()
             .unwrap_or_else(|| Events::with_capacity(self.config.events_capacity));
-        let (timeout, blocked_at) = self.spin_for_results(timeout);
-        let polled = self.reactor.poll(&mut events, timeout);
+        let (timeout, start, blocked_at) = self.spin_for_results(timeout, start);
+        let polled = self.reactor.poll_from(&mut events, timeout, start);
         self.update_time();
         if let Err(e) = polled {
             self.events = Some(events);

@@ -51,35 +51,37 @@ pub(crate) fn spin_until(budget: Duration, mut done: impl FnMut() -> bool) -> bo
 }
 
 impl<R: Reactor + 'static> Runtime<R> {
-    /// Before a poll that may block for `timeout`: with pool jobs in flight, spins for their
-    /// results. Returns the timeout left for the poll (zero if results came), and when the
-    /// poll started blocking with jobs in flight (for [`blocked_for_results`]).
+    /// Before a poll that may block for `timeout` counted from `start`: with pool jobs in
+    /// flight, spins for their results. Returns the timeout left for the poll (zero if
+    /// results came) and the clock read it counts from (the spin's last one, if it spun), and
+    /// when the poll started blocking with jobs in flight (for [`blocked_for_results`]).
     ///
     /// [`blocked_for_results`]: Runtime::blocked_for_results
     pub(super) fn spin_for_results(
         &mut self,
         timeout: Option<Duration>,
-    ) -> (Option<Duration>, Option<Instant>) {
+        start: Instant,
+    ) -> (Option<Duration>, Instant, Option<Instant>) {
         if self.jobs.is_empty() || timeout == Some(Duration::ZERO) {
-            return (timeout, None);
+            return (timeout, start, None);
         }
         let budget = self.spin.budget(timeout);
         if budget.is_zero() {
             // Still measured: a result that comes soon after grows the budget back.
-            return (timeout, Some(Instant::now()));
+            return (timeout, start, Some(Instant::now()));
         }
-        let start = Instant::now();
+        let spin_start = Instant::now();
         self.inbox.start_spinning();
         let inbox = &self.inbox;
         spin_until(budget, || inbox.pending());
         if self.inbox.stop_spinning() {
-            return (Some(Duration::ZERO), None);
+            return (Some(Duration::ZERO), start, None);
         }
         let now = Instant::now();
-        match timeout.map(|t| t.saturating_sub(now - start)) {
+        match timeout.map(|t| t.saturating_sub(now - spin_start)) {
             // The spin used the whole wait (a timer is due): nothing to learn from the poll.
-            Some(left) if left.is_zero() => (Some(left), None),
-            left => (left, Some(now)),
+            Some(left) if left.is_zero() => (Some(left), now, None),
+            left => (left, now, Some(now)),
         }
     }
 

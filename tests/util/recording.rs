@@ -4,7 +4,7 @@
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use portable_reactor::{BorrowedSource, EventId, Events, Interest, Mode, Reactor};
 
@@ -16,6 +16,8 @@ pub struct Recording<R> {
     pub level_only: bool,
     /// Registrations, re-registrations and deregistrations: the syscalls of interest changes.
     pub changes: Arc<AtomicUsize>,
+    /// The `start` of every `poll_from` (its timeout goes to `polls` too).
+    pub froms: Arc<Mutex<Vec<Instant>>>,
 }
 
 impl<R: Reactor> Recording<R> {
@@ -28,6 +30,7 @@ impl<R: Reactor> Recording<R> {
                 polls: polls.clone(),
                 level_only: false,
                 changes: Arc::default(),
+                froms: Arc::default(),
             },
             polls,
         )
@@ -45,6 +48,11 @@ impl<R: Reactor> Reactor for Recording<R> {
     fn poll(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
         self.polls.lock().unwrap().push(timeout);
         self.inner.poll(events, timeout)
+    }
+    fn poll_from(&self, events: &mut Events, timeout: Option<Duration>, start: Instant) -> io::Result<usize> {
+        self.froms.lock().unwrap().push(start);
+        self.polls.lock().unwrap().push(timeout);
+        self.inner.poll_from(events, timeout, start)
     }
     fn supports(&self, mode: Mode) -> bool {
         !(self.level_only && mode == Mode::Edge) && self.inner.supports(mode)

@@ -48,7 +48,7 @@
 //! ```text
 //! {
 //!   "schema": 1,                         // this layout's version
-//!   "suite_version": "1.1.0",            // conformance::VERSION
+//!   "suite_version": "1.2.0",            // conformance::VERSION
 //!   "os": "linux", "arch": "x86_64",     // std::env::consts::{OS, ARCH}
 //!   "wait_scale": 1,                     // PORTABLE_REACTOR_WAIT_SCALE as applied
 //!   "timeout_secs": 60,                  // per behaviour, after scaling
