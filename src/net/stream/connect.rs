@@ -37,7 +37,7 @@ where
             });
             match connected {
                 Ok(()) => {
-                    let buffer = ReadBuffer::new(options.conn.read_buffer);
+                    let buffer = ReadBuffer::new(&options.conn);
                     let conn = adopt(rt, stream, options.conn, buffer);
                     if let Ok(conn) = &conn {
                         log::debug!("net: connected to {to} as {}", conn.id());

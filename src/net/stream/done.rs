@@ -88,8 +88,10 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
 
     pub(super) fn queue_write_with(&mut self, data: &[u8], callback: DoneCallback<S, R>) -> io::Result<()> {
         self.queue_write(data)?;
-        let end = self.written + self.queued_bytes() as u64;
-        self.extras_mut().write_callbacks.push_back((end, callback));
+        let queued = self.queued_bytes() as u64;
+        let extras = self.extras_mut();
+        let end = extras.written + queued;
+        extras.write_callbacks.push_back((end, callback));
         Ok(())
     }
 
@@ -165,7 +167,7 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
         extras
             .write_callbacks
             .front()
-            .is_some_and(|&(end, _)| end <= self.written)
+            .is_some_and(|&(end, _)| end <= extras.written)
             || (self.write_shut() && extras.shutdown_callback.is_some())
     }
 
@@ -174,7 +176,7 @@ impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
     pub(super) fn run_due_callbacks(&mut self, rt: &mut Runtime<R>) {
         while let Some(extras) = self.extras.as_mut() {
             match extras.write_callbacks.front() {
-                Some(&(end, _)) if end <= self.written => {}
+                Some(&(end, _)) if end <= extras.written => {}
                 _ => break,
             }
             if let Some((_, callback)) = extras.write_callbacks.pop_front() {

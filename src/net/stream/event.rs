@@ -1,6 +1,7 @@
 //! A connection's watch callback: the read path and what follows each event.
 
 use std::io;
+use std::rc::Rc;
 
 use super::done::Closing;
 use super::{Connection, Stream, StreamState, READS_PER_EVENT};
@@ -86,7 +87,10 @@ fn read_ready<S: Stream, R: Reactor + 'static>(
     state: &mut StreamState<S, R>,
     ended: bool,
 ) {
-    let StreamState { conn, buf } = state;
+    let conn = &mut state.conn;
+    // Held apart from the connection, which the data callback borrows mutably (a count, no
+    // allocation).
+    let buf = Rc::clone(&conn.shared);
     // The shared buffer is only busy if a callback re-entered the loop from inside a read; then
     // this read gets a buffer of its own.
     let mut own = Vec::new();

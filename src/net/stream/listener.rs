@@ -224,7 +224,7 @@ where
     let local = socket.local()?;
     let shared = Rc::new(ListenerShared {
         local,
-        read_buffer: ReadBuffer::new(conn.read_buffer),
+        read_buffer: ReadBuffer::new(&conn),
         watch: Cell::new(None),
         timer: Cell::new(None),
         closed: Cell::new(false),

@@ -130,26 +130,29 @@ impl_stream!(TcpStream, |stream, options| if options.nodelay {
 #[cfg(unix)]
 impl_stream!(std::os::unix::net::UnixStream, |_stream, _options| Ok(()));
 
-/// A read buffer, shared by the connections of a listener, allocated on first use.
+/// A read buffer, shared by the connections of a listener (or one connect), allocated on first
+/// use, with the write bound of those connections: what every connection of one
+/// [`ConnOptions`] shares, kept once, so an idle connection pays a pointer for it.
 pub(crate) struct ReadBuffer {
     size: usize,
+    /// [`ConnOptions::max_queued_bytes`] of the connections that share this buffer.
+    pub(super) max_queued: usize,
     bytes: RefCell<Vec<u8>>,
 }
 
 impl ReadBuffer {
-    pub(crate) fn new(size: usize) -> Rc<ReadBuffer> {
+    pub(crate) fn new(options: &ConnOptions) -> Rc<ReadBuffer> {
         Rc::new(ReadBuffer {
-            size,
+            size: options.read_buffer,
+            max_queued: options.max_queued_bytes,
             bytes: RefCell::new(Vec::new()),
         })
     }
 }
 
-/// A connection's watch source: the connection and its read buffer (kept apart so that the
-/// data callback can borrow both). `tcp::ConnState<R>` is `StreamState<TcpStream, R>`.
+/// A connection's watch source. `tcp::ConnState<R>` is `StreamState<TcpStream, R>`.
 pub struct StreamState<S: Stream, R: Reactor + 'static> {
     conn: Connection<S, R>,
-    buf: Rc<ReadBuffer>,
 }
 
 #[cfg(unix)]
@@ -176,7 +179,7 @@ impl<S: Stream, R: Reactor + 'static> fmt::Debug for StreamState<S, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StreamState")
             .field("conn", &self.conn)
-            .field("read_buffer", &self.buf.size)
+            .field("read_buffer", &self.conn.shared.size)
             .finish()
     }
 }
@@ -191,8 +194,7 @@ pub(crate) fn adopt<S: Stream, R: Reactor + 'static>(
     stream.set_nonblocking_mode()?;
     stream.apply_options(&options)?;
     let state = StreamState {
-        conn: Connection::new(stream, &options),
-        buf,
+        conn: Connection::new(stream, &options, buf),
     };
     let id = rt.watch_with(
         state,
