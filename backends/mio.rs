@@ -51,11 +51,11 @@ const WAKER: Token = Token(usize::MAX);
 /// adapter wraps the caller's socket in a `mio::net::TcpStream` (AFD polls any socket the same
 /// way, whatever its kind) and never lets it close the socket.
 struct Handle {
+    /// The fd in the low 31 bits (the book takes only fds >= 0), and in the top bit whether it
+    /// is a socket, asked once at registration (see [`translate`]): 4 bytes, so the book's
+    /// entry is 24.
     #[cfg(unix)]
-    fd: RawSource,
-    /// Whether the fd is a socket, asked once at registration (see [`translate`]).
-    #[cfg(unix)]
-    is_socket: bool,
+    fd_socket: u32,
     #[cfg(windows)]
     socket: std::mem::ManuallyDrop<mio::net::TcpStream>,
 }
@@ -67,9 +67,11 @@ impl Handle {
     unsafe fn new(raw: RawSource) -> Handle {
         #[cfg(unix)]
         {
+            // Lossless: the book rejects negative fds before it calls for a handle
+            // (`SourceMap::check`), and a non-negative `i32` fits in 31 bits.
+            let socket_bit = if is_socket(raw) { SOCKET_BIT } else { 0 };
             Handle {
-                fd: raw,
-                is_socket: is_socket(raw),
+                fd_socket: raw as u32 | socket_bit,
             }
         }
         #[cfg(windows)]
@@ -88,7 +90,7 @@ impl Handle {
     fn is_socket(&self) -> bool {
         #[cfg(unix)]
         {
-            self.is_socket
+            self.fd_socket & SOCKET_BIT != 0
         }
         #[cfg(windows)]
         {
@@ -98,7 +100,9 @@ impl Handle {
 
     #[cfg(unix)]
     fn with_source<T>(&mut self, f: impl FnOnce(&mut dyn mio::event::Source) -> T) -> T {
-        f(&mut mio::unix::SourceFd(&self.fd))
+        // Lossless: the low 31 bits hold a non-negative `i32`.
+        let fd = (self.fd_socket & !SOCKET_BIT) as RawSource;
+        f(&mut mio::unix::SourceFd(&fd))
     }
 
     #[cfg(windows)]
@@ -106,6 +110,10 @@ impl Handle {
         f(&mut *self.socket)
     }
 }
+
+/// [`Handle::fd_socket`]'s socket bit.
+#[cfg(unix)]
+const SOCKET_BIT: u32 = 1 << 31;
 
 #[cfg(windows)]
 impl Drop for Handle {
@@ -480,6 +488,36 @@ impl Drop for MioReactor {
         let mut book = lock(&self.book);
         for mut entry in book.drain() {
             let _ = entry.extra_mut().with_source(|s| self.registry.deregister(s));
+        }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    /// A registration's book entry is 24 bytes on Unix (it was 32: the fd and its socket bit
+    /// are one `u32`), slab slot included: an enum of it and a `usize`, as slab keeps its
+    /// slots, is no larger (the entry keeps a niche).
+    #[cfg(all(unix, target_pointer_width = "64"))]
+    #[test]
+    fn a_registration_costs_24_bytes_of_book() {
+        assert_eq!(std::mem::size_of::<Handle>(), 4);
+        assert_eq!(std::mem::size_of::<Entry<Handle>>(), 24);
+        assert_eq!(std::mem::size_of::<Result<Entry<Handle>, usize>>(), 24);
+    }
+
+    #[test]
+    fn the_handle_keeps_the_fd_and_the_socket_bit() {
+        use std::os::fd::AsRawFd;
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let file = std::fs::File::open("/dev/null").unwrap();
+        for (raw, socket) in [(socket.as_raw_fd(), true), (file.as_raw_fd(), false)] {
+            // SAFETY: both fds stay open for the handle's life.
+            let mut handle = unsafe { Handle::new(raw) };
+            assert_eq!(handle.is_socket(), socket);
+            handle.with_source(|_| ());
+            assert_eq!((handle.fd_socket & !SOCKET_BIT) as RawSource, raw);
         }
     }
 }

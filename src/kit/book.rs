@@ -14,20 +14,52 @@ use crate::{Event, EventId, Events, Interest, Mode};
 #[derive(Debug)]
 pub struct Entry<X> {
     id: EventId,
-    interest: Interest,
-    mode: Mode,
-    /// Oneshot registrations: false once an event was reported, until `reregister` re-arms.
-    armed: bool,
     /// The wait (by sequence number) and the index in `Events` of this entry's last report, so
     /// that two OS events for one source in one wait (kqueue has one filter per direction)
-    /// merge into one event. Two fields, not a tuple, so that the 32-bit index shares a word
-    /// with the flags (an index fits: `Events::MAX_CAPACITY` is 2^16).
+    /// merge into one event. Two fields, not a tuple, so that the 16-bit index shares a word
+    /// with the rest (an index fits: `Events::MAX_CAPACITY` is 2^16, so indices are below it).
     reported_seq: u64,
     /// See `reported_seq`.
-    reported_index: u32,
-    /// False once deregistered while a poll was in flight; the slot is freed when it ends.
-    live: bool,
+    reported_index: u16,
+    interest: Interest,
+    /// The mode, whether a oneshot registration is armed, and whether the entry is live, in
+    /// one byte (an enum, so that the slab keeps its niche): with a 4-byte `X` (an fd) an
+    /// entry is 24 bytes.
+    arm: Arm,
     extra: X,
+}
+
+/// [`Entry`]'s mode and state.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Arm {
+    /// Oneshot, armed: its next event is reported.
+    Armed,
+    /// Oneshot, disarmed (an event was reported), until `reregister` re-arms it.
+    Disarmed,
+    Level,
+    Edge,
+    /// Deregistered while a poll was in flight; the slot is freed when it ends.
+    Dead,
+}
+
+impl Arm {
+    /// A fresh (armed) registration in `mode`.
+    fn new(mode: Mode) -> Arm {
+        match mode {
+            Mode::Oneshot => Arm::Armed,
+            Mode::Level => Arm::Level,
+            Mode::Edge => Arm::Edge,
+        }
+    }
+
+    fn mode(self) -> Mode {
+        match self {
+            // A dead entry is never handed out; its mode is moot.
+            Arm::Armed | Arm::Disarmed | Arm::Dead => Mode::Oneshot,
+            Arm::Level => Mode::Level,
+            Arm::Edge => Mode::Edge,
+        }
+    }
 }
 
 impl<X> Entry<X> {
@@ -43,14 +75,18 @@ impl<X> Entry<X> {
 
     /// How the registration re-arms.
     pub fn mode(&self) -> Mode {
-        self.mode
+        self.arm.mode()
     }
 
     /// Whether the registration can report an event: always, except for a oneshot registration
     /// that reported one and was not re-registered since. A backend whose OS has no oneshot
     /// mode leaves disarmed registrations out of its wait (the book drops their events anyway).
     pub fn is_armed(&self) -> bool {
-        self.armed
+        self.arm != Arm::Disarmed
+    }
+
+    fn live(&self) -> bool {
+        self.arm != Arm::Dead
     }
 
     /// The backend's data for this source, as its `register` closure returned it.
@@ -192,11 +228,9 @@ impl<X> Book<X> {
         let inserted = self.slots.insert(Entry {
             id,
             interest,
-            mode,
-            armed: true,
+            arm: Arm::new(mode),
             reported_seq: 0,
             reported_index: 0,
-            live: true,
             extra,
         });
         debug_assert_eq!(inserted, key);
@@ -231,8 +265,7 @@ impl<X> Book<X> {
         modify(key, &mut entry.extra)?;
         entry.id = id;
         entry.interest = interest;
-        entry.mode = mode;
-        entry.armed = true;
+        entry.arm = Arm::new(mode);
         Ok(key)
     }
 
@@ -265,7 +298,7 @@ impl<X> Book<X> {
         self.drop_overflow(key);
         let result = delete(&mut self.slots[key]);
         if poll_in_flight() {
-            self.slots[key].live = false;
+            self.slots[key].arm = Arm::Dead;
             self.deferred.push(key);
         } else {
             self.slots.remove(key);
@@ -283,7 +316,7 @@ impl<X> Book<X> {
     /// The live registrations and their keys, for a backend that hands the OS its whole
     /// interest list at every wait (poll(2), select).
     pub fn entries(&self) -> impl Iterator<Item = (usize, &Entry<X>)> + '_ {
-        self.slots.iter().filter(|(_, e)| e.live)
+        self.slots.iter().filter(|(_, e)| e.live())
     }
 
     /// How many sources are registered.
@@ -321,13 +354,13 @@ impl<X> Book<X> {
         make: impl FnOnce(&Entry<X>) -> Event,
     ) -> Option<&mut Entry<X>> {
         let seq = self.wait_seq;
-        let entry = self.slots.get_mut(key).filter(|e| e.live)?;
+        let entry = self.slots.get_mut(key).filter(|e| e.live())?;
         let event = make(entry);
         if entry.reported_seq == seq {
             events.merge_into(entry.reported_index as usize, event);
             return None;
         }
-        if entry.mode == Mode::Oneshot && !entry.armed {
+        if entry.arm == Arm::Disarmed {
             return None;
         }
         let index = events.len();
@@ -335,10 +368,10 @@ impl<X> Book<X> {
             self.overflow.push_back((key, event));
             return None;
         }
-        // Lossless: an index is below `Events::MAX_CAPACITY` (2^16).
-        (entry.reported_seq, entry.reported_index) = (seq, index as u32);
-        if entry.mode == Mode::Oneshot {
-            entry.armed = false;
+        // Lossless: `index < events.capacity() <= Events::MAX_CAPACITY = 2^16`.
+        (entry.reported_seq, entry.reported_index) = (seq, index as u16);
+        if entry.arm == Arm::Armed {
+            entry.arm = Arm::Disarmed;
         }
         Some(entry)
     }
@@ -380,13 +413,13 @@ impl<X> Book<X> {
         self.by_source.clear();
         self.deferred.clear();
         self.overflow.clear();
-        self.slots.drain().filter(|e| e.live)
+        self.slots.drain().filter(|e| e.live())
     }
 
     /// The live entry under an internal key, if any.
     #[cfg(test)]
     pub(crate) fn get_mut(&mut self, key: usize) -> Option<&mut Entry<X>> {
-        self.slots.get_mut(key).filter(|e| e.live)
+        self.slots.get_mut(key).filter(|e| e.live())
     }
 }
 
