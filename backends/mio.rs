@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use mio::Token;
 
-use crate::kit::{self, raw_source as raw, wait_from, Book, Entry, PollLock};
+use crate::kit::{self, raw_source as raw, wait_since, Book, Entry, PollLock};
 use crate::source::RawSource;
 use crate::{BorrowedSource, Event, EventId, Events, Hints, Interest, Mechanism, Mode, Reactor, Wake, Waker};
 
@@ -340,11 +340,11 @@ impl Reactor for MioReactor {
     }
 
     fn poll(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
-        self.wait_events(events, timeout, None)
+        self.wait_events(events, timeout, Instant::now)
     }
 
     fn poll_from(&self, events: &mut Events, timeout: Option<Duration>, start: Instant) -> io::Result<usize> {
-        self.wait_events(events, timeout, Some(start))
+        self.wait_events(events, timeout, move || start)
     }
 
     fn waker(&self) -> Waker {
@@ -416,12 +416,13 @@ impl Reactor for MioReactor {
 }
 
 impl MioReactor {
-    /// `poll` and `poll_from`: the timeout counts from `start`, or from the call if `None`.
+    /// `poll` and `poll_from`: the timeout counts from `start()` (called only for a non-zero,
+    /// finite timeout): `Instant::now` for `poll`, the caller's clock read for `poll_from`.
     fn wait_events(
         &self,
         events: &mut Events,
         timeout: Option<Duration>,
-        start: Option<Instant>,
+        start: impl FnOnce() -> Instant,
     ) -> io::Result<usize> {
         events.clear();
         let Some(mut guard) = self.state.lock(timeout) else {
@@ -449,7 +450,7 @@ impl MioReactor {
                 return Ok(events.len());
             }
         }
-        wait_from(start, timeout, |block| {
+        wait_since(start, timeout, |block| {
             let waited = poll.poll(native, block.timeout());
             // One book lock per wait: registrations made meanwhile are in it, and slots freed
             // meanwhile are held (the state lock says a poll is in flight) until `end_report`.

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use crate::sync::lock;
 use std::time::{Duration, Instant};
 
-use crate::kit::{self, raw_source as raw, wait_from, Block, Book, PollLock};
+use crate::kit::{self, raw_source as raw, wait_since, Block, Book, PollLock};
 use crate::{BorrowedSource, Event, EventId, Events, Hints, Interest, Mechanism, Mode, Reactor, Wake, Waker};
 
 /// The mechanism `polling` drives on this target.
@@ -189,11 +189,11 @@ impl Reactor for PollingReactor {
     }
 
     fn poll(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
-        self.wait_events(events, timeout, None)
+        self.wait_events(events, timeout, Instant::now)
     }
 
     fn poll_from(&self, events: &mut Events, timeout: Option<Duration>, start: Instant) -> io::Result<usize> {
-        self.wait_events(events, timeout, Some(start))
+        self.wait_events(events, timeout, move || start)
     }
 
     fn waker(&self) -> Waker {
@@ -263,12 +263,13 @@ impl Reactor for PollingReactor {
 }
 
 impl PollingReactor {
-    /// `poll` and `poll_from`: the timeout counts from `start`, or from the call if `None`.
+    /// `poll` and `poll_from`: the timeout counts from `start()` (called only for a non-zero,
+    /// finite timeout): `Instant::now` for `poll`, the caller's clock read for `poll_from`.
     fn wait_events(
         &self,
         events: &mut Events,
         timeout: Option<Duration>,
-        start: Option<Instant>,
+        start: impl FnOnce() -> Instant,
     ) -> io::Result<usize> {
         events.clear();
         let Some(mut guard) = self.native.lock(timeout) else {
@@ -294,7 +295,7 @@ impl PollingReactor {
             }
         }
         let (poller, woken) = (&self.shared.poller, &self.shared.woken);
-        wait_from(start, timeout, |block| {
+        wait_since(start, timeout, |block| {
             native.events.clear();
             // `polling` computes a deadline from a timeout: pass ours, one clock read fewer.
             let mut waited = match block {

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Counts what does not drift: user-space instructions (valgrind's callgrind) and syscalls
 # (strace) per echo round trip, for the echo bench's servers: the runtime's net module on the
-# default reactor and on the polling adapter, the hand-written mio loop, the raw epoll loop
-# (the floor) and tokio current_thread. Linux only.
+# default reactor and on the polling adapter, the bare adapters in the mio loop's shape
+# (reactor-mio, reactor-polling: what an adapter costs over the mio loop, which reads until
+# EAGAIN as they do), the hand-written mio loop, the raw epoll loop (the floor) and tokio
+# current_thread. Linux only.
 #
 # usage: ci/count-echo.sh [SCENARIO...]      SCENARIO is CONNSxSIZE; default: 1x64 64x64
 #
 # Environment:
 #   COUNT    round trips of the smaller of the two runs per figure (default 4000)
-#   SERVERS  the servers to count (default: runtime runtime-polling mio raw-epoll tokio)
+#   SERVERS  the servers to count (default: runtime runtime-polling reactor-mio
+#            reactor-polling mio raw-epoll tokio)
 #   BENCH    the echo bench's executable (default: built with cargo bench --no-run)
 #   PACE_US  the client's pause between waves (default 1000): every connection makes one
 #            round trip per wave, then the client pauses. A tool slows the server ~50x; an
@@ -35,7 +38,7 @@ mkdir -p "$OUT"
 
 COUNT="${COUNT:-4000}"
 PACE_US="${PACE_US:-1000}"
-SERVERS="${SERVERS:-runtime runtime-polling mio raw-epoll tokio}"
+SERVERS="${SERVERS:-runtime runtime-polling reactor-mio reactor-polling mio raw-epoll tokio}"
 if [ "$#" -gt 0 ]; then SCENARIOS="$*"; else SCENARIOS="1x64 64x64"; fi
 
 die() { echo "count-echo: $*" >&2; exit 1; }

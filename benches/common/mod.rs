@@ -8,6 +8,7 @@
 
 pub mod loadgen;
 pub mod raw_epoll;
+pub mod reactor_echo;
 mod report;
 pub mod servers;
 mod stats;

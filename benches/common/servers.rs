@@ -167,6 +167,15 @@ pub fn child_main(args: &[String]) -> io::Result<bool> {
         "tokio" => tokio_echo(listener, deadline, ready)?,
         "mio" => mio_echo(listener, deadline, ready)?,
         "raw-epoll" => super::raw_epoll::raw_epoll_echo(listener, deadline, ready)?,
+        "reactor-mio" => super::reactor_echo::reactor_echo(
+            portable_reactor::MioReactor::new()?,
+            listener,
+            deadline,
+            ready,
+        )?,
+        "reactor-polling" => {
+            super::reactor_echo::reactor_echo(PollingReactor::new()?, listener, deadline, ready)?
+        }
         "runtime" => runtime_echo(listener, deadline, ready)?,
         "runtime-polling" => runtime_polling_echo(listener, deadline, ready)?,
         "runtime-async" => runtime_async_echo(listener, deadline, ready)?,

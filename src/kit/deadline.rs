@@ -117,7 +117,7 @@ pub fn wait_until_deadline(
     timeout: Option<Duration>,
     wait_once: impl FnMut(Block) -> io::Result<bool>,
 ) -> io::Result<()> {
-    wait_from(None, timeout, wait_once)
+    wait_since(Instant::now, timeout, wait_once)
 }
 
 /// As [`wait_until_deadline`], with `timeout` counted from `start` (a clock read the caller
@@ -155,12 +155,27 @@ pub fn wait_until_deadline(
 pub fn wait_from(
     start: Option<Instant>,
     timeout: Option<Duration>,
+    wait_once: impl FnMut(Block) -> io::Result<bool>,
+) -> io::Result<()> {
+    match start {
+        Some(start) => wait_since(move || start, timeout, wait_once),
+        None => wait_since(Instant::now, timeout, wait_once),
+    }
+}
+
+/// [`wait_from`] with the start as a closure, called only for a non-zero finite timeout: our
+/// adapters pass `Instant::now` for `poll` and the caller's read for `poll_from`, so each is
+/// compiled for its own case.
+#[inline]
+pub(crate) fn wait_since(
+    start: impl FnOnce() -> Instant,
+    timeout: Option<Duration>,
     mut wait_once: impl FnMut(Block) -> io::Result<bool>,
 ) -> io::Result<()> {
     let mut block = match timeout {
         None => Block::Forever,
         Some(t) if t.is_zero() => Block::No,
-        Some(t) => match start.unwrap_or_else(Instant::now).checked_add(t) {
+        Some(t) => match start().checked_add(t) {
             Some(deadline) => Block::Until {
                 deadline,
                 remaining: t,

@@ -47,6 +47,7 @@ mod lock;
 mod source_map;
 
 pub use book::{Book, Entry};
+pub(crate) use deadline::wait_since;
 pub use deadline::{wait_from, wait_until_deadline, Block};
 pub use lock::PollLock;
 
