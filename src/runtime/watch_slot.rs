@@ -1,5 +1,5 @@
 //! One watcher's slot in the watcher table (`super::watchers`): where it stands with the OS,
-//! its entry, its interest and mode, its state bits and its idle deadline, in 48 bytes.
+//! its entry, its interest and mode, its state bits and its idle deadline, in 40 bytes.
 
 use std::time::Duration;
 
@@ -33,17 +33,15 @@ pub(crate) struct Slot<E> {
     pub(super) timeout: u64,
     /// The last activity (an event, or the deadline being set) as a tick: the deadline is
     /// `timeout` after it, computed only when a heap entry surfaces, so an event costs a copy
-    /// of the loop's tick.
+    /// of the loop's tick. (The slot does not say which heap entry is its own: any entry of a
+    /// live watch is taken as a lower bound of its deadline; see `super::watchers`.)
     pub(super) active: u64,
-    /// The deadline of this watcher's live heap entry as a tick, or `NO_ENTRY`.
-    pub(super) heap_at: u64,
 }
 
 /// `Slot::timeout` of a watcher without a deadline.
 pub(super) const NO_TIMEOUT: u64 = u64::MAX;
-/// `Slot::heap_at` of a watcher without a heap entry (no real tick reaches it: ticks saturate
-/// one below).
-pub(super) const NO_ENTRY: u64 = u64::MAX;
+/// The latest tick: ticks and deadlines saturate at it.
+pub(super) const MAX_TICK: u64 = u64::MAX - 1;
 
 pub(super) fn timeout_nanos(timeout: Option<Duration>) -> u64 {
     timeout.map_or(NO_TIMEOUT, |t| {
@@ -65,7 +63,7 @@ pub(super) const REFED: u8 = 1 << 7;
 impl<E> Slot<E> {
     /// The idle deadline as a tick: `timeout` after the last activity.
     pub(super) fn deadline(&self) -> Option<u64> {
-        (self.timeout != NO_TIMEOUT).then(|| self.active.saturating_add(self.timeout).min(NO_ENTRY - 1))
+        (self.timeout != NO_TIMEOUT).then(|| self.active.saturating_add(self.timeout).min(MAX_TICK))
     }
 
     #[inline]

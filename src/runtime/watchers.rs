@@ -8,6 +8,14 @@
 //! Deadlines are idle timeouts: each event pushes the watcher's deadline forward without
 //! touching the heap. When a heap entry surfaces, the watcher has either expired or its newer
 //! deadline is pushed again, so a busy connection costs no heap operation per event.
+//!
+//! The heap's invariant: every live watcher with a timeout has at least one entry at or before
+//! its deadline. Which entry is "its own" is not recorded (that was 8 bytes a slot): any entry
+//! of a live watcher is taken as a lower bound, so the poll never waits past a deadline, and a
+//! watcher expires only when its own deadline (last activity plus timeout) has passed, so
+//! never early. Only a timeout made shorter pushes a second entry; when stale entries (of
+//! watchers that ended, or duplicates) outnumber the watchers with a timeout, the heap is
+//! rebuilt with each one's earliest entry, so it never holds more than twice what is live.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -15,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-use super::watch_slot::{timeout_nanos, IN_QUEUE, NO_ENTRY, ONCE, REARM, REFED};
+use super::watch_slot::{timeout_nanos, IN_QUEUE, MAX_TICK, NO_TIMEOUT, ONCE, REARM, REFED};
 pub(crate) use super::watch_slot::{Slot, State};
 use crate::{EventId, Interest, Mode};
 
@@ -55,6 +63,9 @@ pub(crate) struct Watchers<E> {
     queued: usize,
     paused: usize,
     refed: usize,
+    /// Watchers with a timeout: the heap is compacted when it holds more than twice as many
+    /// entries (plus a few).
+    timed: usize,
 }
 
 impl<E> Default for Watchers<E> {
@@ -80,6 +91,7 @@ impl<E> Watchers<E> {
             queued: 0,
             paused: 0,
             refed: 0,
+            timed: 0,
         }
     }
 }
@@ -90,12 +102,10 @@ pub(crate) fn not_a_watch(id: EventId) -> std::io::Error {
 }
 
 /// `at` as a tick: nanoseconds since `epoch`, saturating at both ends (a time before the
-/// epoch has passed; `NO_ENTRY` is never reached).
+/// epoch has passed; `MAX_TICK` at the far end).
 fn tick_of(epoch: Instant, at: Instant) -> u64 {
     let since = at.saturating_duration_since(epoch);
-    u64::try_from(since.as_nanos())
-        .unwrap_or(u64::MAX)
-        .min(NO_ENTRY - 1)
+    u64::try_from(since.as_nanos()).unwrap_or(u64::MAX).min(MAX_TICK)
 }
 
 fn split(id: EventId) -> (usize, u32) {
@@ -118,7 +128,21 @@ impl<E> Watchers<E> {
 
     fn push_deadline(&mut self, tick: u64, id: EventId) {
         self.deadlines.push(Reverse((tick, id)));
+        if self.deadlines.len() > 2 * self.timed + 16 {
+            self.compact_deadlines();
+        }
         self.refresh_first_due();
+    }
+
+    /// Rebuilds the heap with the earliest entry of each live watcher with a timeout (which
+    /// keeps the invariant: if any of its entries is at or before its deadline, that one is).
+    /// O(n log n), in place, after at least `timed + 16` pushes since the last one.
+    fn compact_deadlines(&mut self) {
+        let mut entries = std::mem::take(&mut self.deadlines).into_vec();
+        entries.retain(|&Reverse((_, id))| self.get(id).is_some_and(|s| s.timeout != NO_TIMEOUT));
+        entries.sort_unstable_by_key(|&Reverse((at, id))| (id.0, at));
+        entries.dedup_by_key(|&mut Reverse((_, id))| id.0);
+        self.deadlines = BinaryHeap::from(entries);
     }
 
     fn pop_deadline(&mut self) {
@@ -154,7 +178,6 @@ impl<E> Watchers<E> {
                 | REFED,
             timeout: timeout_nanos(new.timeout),
             active: self.tick(now),
-            heap_at: deadline.unwrap_or(NO_ENTRY),
         });
         let id = EventId(index | (generation << INDEX_BITS));
         self.refed += 1;
@@ -164,6 +187,7 @@ impl<E> Watchers<E> {
             self.compact_queue();
         }
         if let Some(deadline) = deadline {
+            self.timed += 1;
             self.push_deadline(deadline, id);
         }
         id
@@ -198,6 +222,10 @@ impl<E> Watchers<E> {
         self.count(slot.state, false);
         if slot.refed() {
             self.refed -= 1;
+        }
+        if slot.timeout != NO_TIMEOUT {
+            // Its heap entries are stale now: dropped when they surface or at a compaction.
+            self.timed -= 1;
         }
         Some(slot)
     }
@@ -282,11 +310,19 @@ impl<E> Watchers<E> {
         let Some(slot) = self.get_mut(id) else {
             return false;
         };
+        // The old deadline has an entry at or before it (the invariant): a later new one needs
+        // no entry of its own.
+        let old = slot.deadline();
         slot.timeout = timeout_nanos(timeout);
         slot.active = tick_of(epoch, now);
-        if let Some(deadline) = slot.deadline() {
-            if deadline < slot.heap_at {
-                slot.heap_at = deadline;
+        let new = slot.deadline();
+        match (old, new) {
+            (None, Some(_)) => self.timed += 1,
+            (Some(_), None) => self.timed -= 1,
+            _ => {}
+        }
+        if let Some(deadline) = new {
+            if old.is_none_or(|old| deadline < old) {
                 self.push_deadline(deadline, id);
             }
         }
@@ -328,9 +364,9 @@ impl<E> Watchers<E> {
     /// The earliest deadline in the heap (possibly superseded by a later one: waking for it is
     /// harmless).
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
-        while let Some(Reverse((at, id))) = self.deadlines.peek().copied() {
-            match self.get_mut(id) {
-                Some(slot) if slot.heap_at == at => return self.first_due,
+        while let Some(Reverse((_, id))) = self.deadlines.peek().copied() {
+            match self.get(id) {
+                Some(slot) if slot.timeout != NO_TIMEOUT => return self.first_due,
                 _ => self.pop_deadline(),
             }
         }
@@ -372,20 +408,12 @@ impl<E> Watchers<E> {
                 return None;
             }
             self.pop_deadline();
-            let Some(slot) = self.get_mut(id) else { continue };
-            if slot.heap_at != at {
-                continue;
-            }
+            let Some(slot) = self.get(id) else { continue };
             match slot.deadline() {
-                Some(deadline) if deadline <= now_tick => {
-                    slot.heap_at = NO_ENTRY;
-                    return Some(id);
-                }
-                Some(later) => {
-                    slot.heap_at = later;
-                    self.push_deadline(later, id);
-                }
-                None => slot.heap_at = NO_ENTRY,
+                // The caller removes it (its other entries, if any, go stale).
+                Some(deadline) if deadline <= now_tick => return Some(id),
+                Some(later) => self.push_deadline(later, id),
+                None => {}
             }
         }
     }
@@ -422,6 +450,7 @@ impl<E> Watchers<E> {
         self.queued = 0;
         self.paused = 0;
         self.refed = 0;
+        self.timed = 0;
         self.slots.drain()
     }
 }
@@ -473,6 +502,61 @@ mod tests {
         assert_eq!(w.deadlines.len(), 1);
         assert_eq!(w.pop_expired(t0 + Duration::from_secs(108)), None);
         assert_eq!(w.pop_expired(t0 + Duration::from_secs(109)), Some(id));
+    }
+
+    /// A shorter timeout takes effect at once (its own heap entry), a longer one needs none,
+    /// and neither makes the deadline early or late.
+    #[test]
+    fn set_timeout_shorter_and_longer() {
+        let mut w = Watchers::default();
+        // After the table's epoch, so that ticks are exact (earlier times saturate to it).
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let id = w.insert(new(State::Registered, Some(s(100))), t0);
+        assert!(w.set_timeout(id, Some(s(5)), t0));
+        assert_eq!(w.deadlines.len(), 2, "a shorter deadline gets its own entry");
+        assert_eq!(w.pop_expired(t0 + s(5) - Duration::from_nanos(1)), None);
+        assert_eq!(w.pop_expired(t0 + s(5)), Some(id), "at the shorter deadline");
+        w.remove(id);
+        let id = w.insert(new(State::Registered, Some(s(5))), t0);
+        let before = w.deadlines.len();
+        assert!(w.set_timeout(id, Some(s(50)), t0));
+        assert_eq!(w.deadlines.len(), before, "a longer deadline needs no new entry");
+        assert_eq!(
+            w.pop_expired(t0 + s(49)),
+            None,
+            "not early: the old entry is re-pushed"
+        );
+        assert_eq!(w.pop_expired(t0 + s(50)), Some(id));
+        w.remove(id);
+        assert_eq!(w.timed, 0);
+    }
+
+    /// Timeouts made shorter and longer over and over, and watchers that end with their
+    /// entries in the heap, never grow the heap beyond twice the watchers with a timeout, and
+    /// the survivor still expires exactly at its deadline.
+    #[test]
+    fn deadline_churn_keeps_the_heap_small() {
+        let mut w = Watchers::default();
+        // After the table's epoch, so that ticks are exact (earlier times saturate to it).
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let id = w.insert(new(State::Registered, Some(s(1000))), t0);
+        let mut peak = 0;
+        for i in 0..100_000u64 {
+            w.set_timeout(id, Some(s(1000 - i % 500)), t0);
+            let gone = w.insert(new(State::Registered, Some(s(1 + i % 7))), t0);
+            w.remove(gone);
+            peak = peak.max(w.deadlines.len());
+        }
+        assert!(
+            peak <= 2 * w.timed + 17,
+            "the heap held {peak} entries for {} timed",
+            w.timed
+        );
+        // The last timeout set was 1000 - 99_999 % 500 = 501 s.
+        assert_eq!(w.pop_expired(t0 + s(501) - Duration::from_nanos(1)), None);
+        assert_eq!(w.pop_expired(t0 + s(501)), Some(id));
     }
 
     #[test]
@@ -532,13 +616,19 @@ mod size_tests {
     /// heap entry. Pinned so that a field added to the slot is a decision, not an accident.
     #[test]
     #[cfg(target_pointer_width = "64")]
-    fn an_idle_watch_costs_at_most_64_bytes_of_table() {
+    fn an_idle_watch_costs_at_most_56_bytes_of_table() {
         // The runtime's entry type is a `Box<dyn Entry>`: a fat pointer, as here.
         type E = Box<dyn Fn()>;
         let slot = std::mem::size_of::<Slot<E>>();
         let heap_entry = std::mem::size_of::<Reverse<(u64, EventId)>>();
+        assert!(slot <= 40, "slot {slot} B");
+        assert_eq!(
+            std::mem::size_of::<Option<Slot<E>>>(),
+            slot,
+            "the slab keeps its niche"
+        );
         assert!(
-            slot + heap_entry <= 64,
+            slot + heap_entry <= 56,
             "slot {slot} B + heap entry {heap_entry} B"
         );
     }
