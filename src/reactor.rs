@@ -286,7 +286,9 @@ pub trait Reactor: Send + Sync {
     /// The poll returns no earlier than `start + timeout` (unless an event or a wake comes
     /// first), and no later than `poll(events, timeout)` called now would: the first wait
     /// blocks for the whole `timeout`, the waits after a spurious return count to
-    /// `start + timeout`. `None` and `Some(Duration::ZERO)` behave as for `poll`.
+    /// `start + timeout`. `None` and `Some(Duration::ZERO)` behave as for `poll`. A `start`
+    /// later than the call is the caller's bug, not checked (that would cost the clock read
+    /// this saves): the poll may then wait until `start + timeout`.
     ///
     /// The default calls `poll(events, timeout)`, which meets that contract (it counts from a
     /// later instant); backends on the [kit](crate::kit) override it with

@@ -76,6 +76,7 @@
 mod async_io;
 mod async_traits;
 mod builder;
+mod deadline_heap;
 mod inbox;
 mod iteration;
 mod local;

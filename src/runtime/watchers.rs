@@ -10,19 +10,20 @@
 //! deadline is pushed again, so a busy connection costs no heap operation per event.
 //!
 //! The heap's invariant: every live watcher with a timeout has at least one entry at or before
-//! its deadline. Which entry is "its own" is not recorded (that was 8 bytes a slot): any entry
-//! of a live watcher is taken as a lower bound, so the poll never waits past a deadline, and a
+//! its deadline. An entry names a slot, not a watcher (`super::deadline_heap`, 12 bytes), and
+//! which entry is "its own" is not recorded (that was 8 bytes a slot): any entry of a slot's
+//! live watcher is taken as a lower bound, so the poll never waits past a deadline, and a
 //! watcher expires only when its own deadline (last activity plus timeout) has passed, so
 //! never early. Only a timeout made shorter pushes a second entry; when stale entries (of
 //! watchers that ended, or duplicates) outnumber the watchers with a timeout, the heap is
 //! rebuilt with each one's earliest entry, so it never holds more than twice what is live.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use super::deadline_heap::DeadlineHeap;
 use super::watch_slot::{timeout_nanos, IN_QUEUE, MAX_TICK, NO_TIMEOUT, ONCE, REARM, REFED};
 pub(crate) use super::watch_slot::{Slot, State};
 use crate::{EventId, Interest, Mode};
@@ -50,8 +51,8 @@ pub(crate) struct Watchers<E> {
     slots: Slab<Slot<E>>,
     next_generation: usize,
     queue: VecDeque<EventId>,
-    /// Deadlines as ticks: nanoseconds since `epoch` (16 bytes an entry, not 24).
-    deadlines: BinaryHeap<Reverse<(u64, EventId)>>,
+    /// Deadlines as ticks (nanoseconds since `epoch`) by slot index, 12 bytes an entry.
+    deadlines: DeadlineHeap,
     /// Where ticks count from: no later than any time the table is given.
     epoch: Instant,
     /// The instant of the earliest heap entry (`deadlines`' top), so that the per-iteration
@@ -83,7 +84,7 @@ impl<E> Watchers<E> {
             // Truncation intended: the seed's low bits, as many as generations have.
             next_generation: (seed as usize) & GENERATIONS,
             queue: VecDeque::new(),
-            deadlines: BinaryHeap::new(),
+            deadlines: DeadlineHeap::default(),
             epoch: Instant::now(),
             first_due: None,
             now_tick: 0,
@@ -126,23 +127,21 @@ impl<E> Watchers<E> {
             .unwrap_or_else(|| super::deadline_after(self.epoch, since))
     }
 
-    fn push_deadline(&mut self, tick: u64, id: EventId) {
-        self.deadlines.push(Reverse((tick, id)));
+    fn push_deadline(&mut self, tick: u64, index: usize) {
+        self.deadlines.push(tick, index);
         if self.deadlines.len() > 2 * self.timed + 16 {
-            self.compact_deadlines();
+            // The earliest entry of each live watcher with a timeout is kept: O(n log n), after
+            // at least `timed + 16` pushes since the last time.
+            let slots = &self.slots;
+            self.deadlines
+                .compact(|index| slots.get(index).is_some_and(|s| s.timeout != NO_TIMEOUT));
         }
         self.refresh_first_due();
     }
 
-    /// Rebuilds the heap with the earliest entry of each live watcher with a timeout (which
-    /// keeps the invariant: if any of its entries is at or before its deadline, that one is).
-    /// O(n log n), in place, after at least `timed + 16` pushes since the last one.
-    fn compact_deadlines(&mut self) {
-        let mut entries = std::mem::take(&mut self.deadlines).into_vec();
-        entries.retain(|&Reverse((_, id))| self.get(id).is_some_and(|s| s.timeout != NO_TIMEOUT));
-        entries.sort_unstable_by_key(|&Reverse((at, id))| (id.0, at));
-        entries.dedup_by_key(|&mut Reverse((_, id))| id.0);
-        self.deadlines = BinaryHeap::from(entries);
+    /// The id of the watcher in slot `index`.
+    fn id_at(index: usize, slot: &Slot<E>) -> EventId {
+        EventId(index | ((slot.generation as usize) << INDEX_BITS))
     }
 
     fn pop_deadline(&mut self) {
@@ -151,10 +150,7 @@ impl<E> Watchers<E> {
     }
 
     fn refresh_first_due(&mut self) {
-        self.first_due = self
-            .deadlines
-            .peek()
-            .map(|Reverse((tick, _))| self.instant(*tick));
+        self.first_due = self.deadlines.peek().map(|(tick, _)| self.instant(tick));
     }
 }
 
@@ -188,7 +184,7 @@ impl<E> Watchers<E> {
         }
         if let Some(deadline) = deadline {
             self.timed += 1;
-            self.push_deadline(deadline, id);
+            self.push_deadline(deadline, index);
         }
         id
     }
@@ -323,7 +319,7 @@ impl<E> Watchers<E> {
         }
         if let Some(deadline) = new {
             if old.is_none_or(|old| deadline < old) {
-                self.push_deadline(deadline, id);
+                self.push_deadline(deadline, split(id).0);
             }
         }
         true
@@ -364,8 +360,8 @@ impl<E> Watchers<E> {
     /// The earliest deadline in the heap (possibly superseded by a later one: waking for it is
     /// harmless).
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
-        while let Some(Reverse((_, id))) = self.deadlines.peek().copied() {
-            match self.get(id) {
+        while let Some((_, index)) = self.deadlines.peek() {
+            match self.slots.get(index) {
                 Some(slot) if slot.timeout != NO_TIMEOUT => return self.first_due,
                 _ => self.pop_deadline(),
             }
@@ -380,7 +376,7 @@ impl<E> Watchers<E> {
     /// iteration.
     #[inline]
     pub(crate) fn time_to_next_deadline(&self) -> Option<Duration> {
-        let Reverse((at, _)) = *self.deadlines.peek()?;
+        let (at, _) = self.deadlines.peek()?;
         Some(Duration::from_nanos(at.saturating_sub(self.now_tick)))
     }
 
@@ -403,16 +399,19 @@ impl<E> Watchers<E> {
     fn pop_expired_slow(&mut self, now: Instant) -> Option<EventId> {
         let now_tick = self.tick(now);
         loop {
-            let Reverse((at, id)) = *self.deadlines.peek()?;
+            let (at, index) = self.deadlines.peek()?;
             if at > now_tick {
                 return None;
             }
             self.pop_deadline();
-            let Some(slot) = self.get(id) else { continue };
+            // Whichever watcher holds the slot now: the entry is a lower bound for it too.
+            let Some(slot) = self.slots.get(index) else {
+                continue;
+            };
             match slot.deadline() {
                 // The caller removes it (its other entries, if any, go stale).
-                Some(deadline) if deadline <= now_tick => return Some(id),
-                Some(later) => self.push_deadline(later, id),
+                Some(deadline) if deadline <= now_tick => return Some(Self::id_at(index, slot)),
+                Some(later) => self.push_deadline(later, index),
                 None => {}
             }
         }
@@ -456,180 +455,5 @@ impl<E> Watchers<E> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn new(state: State, timeout: Option<Duration>) -> NewWatcher<&'static str> {
-        NewWatcher {
-            entry: "e",
-            state,
-            interest: Interest::READABLE,
-            mode: Mode::Level,
-            once: false,
-            rearm: false,
-            timeout,
-        }
-    }
-
-    #[test]
-    fn reused_slot_gets_a_new_id() {
-        let now = Instant::now();
-        let mut w = Watchers::default();
-        let a = w.insert(new(State::Registered, None), now);
-        w.remove(a).unwrap();
-        let b = w.insert(new(State::Registered, None), now);
-        assert_eq!(split(a).0, split(b).0, "same slot");
-        assert_ne!(a, b);
-        assert!(w.get_mut(a).is_none(), "a stale id misses");
-        assert!(w.get_mut(b).is_some());
-    }
-
-    #[test]
-    fn idle_deadline_moves_without_heap_churn() {
-        let t0 = Instant::now();
-        let mut w = Watchers::default();
-        let id = w.insert(new(State::Registered, Some(Duration::from_secs(10))), t0);
-        for i in 1..100 {
-            let tick = w.tick(t0 + Duration::from_secs(i));
-            Watchers::touch(w.get_mut(id).unwrap(), tick);
-        }
-        assert_eq!(w.deadlines.len(), 1);
-        assert_eq!(
-            w.pop_expired(t0 + Duration::from_secs(10)),
-            None,
-            "pushed forward"
-        );
-        assert_eq!(w.deadlines.len(), 1);
-        assert_eq!(w.pop_expired(t0 + Duration::from_secs(108)), None);
-        assert_eq!(w.pop_expired(t0 + Duration::from_secs(109)), Some(id));
-    }
-
-    /// A shorter timeout takes effect at once (its own heap entry), a longer one needs none,
-    /// and neither makes the deadline early or late.
-    #[test]
-    fn set_timeout_shorter_and_longer() {
-        let mut w = Watchers::default();
-        // After the table's epoch, so that ticks are exact (earlier times saturate to it).
-        let t0 = Instant::now();
-        let s = Duration::from_secs;
-        let id = w.insert(new(State::Registered, Some(s(100))), t0);
-        assert!(w.set_timeout(id, Some(s(5)), t0));
-        assert_eq!(w.deadlines.len(), 2, "a shorter deadline gets its own entry");
-        assert_eq!(w.pop_expired(t0 + s(5) - Duration::from_nanos(1)), None);
-        assert_eq!(w.pop_expired(t0 + s(5)), Some(id), "at the shorter deadline");
-        w.remove(id);
-        let id = w.insert(new(State::Registered, Some(s(5))), t0);
-        let before = w.deadlines.len();
-        assert!(w.set_timeout(id, Some(s(50)), t0));
-        assert_eq!(w.deadlines.len(), before, "a longer deadline needs no new entry");
-        assert_eq!(
-            w.pop_expired(t0 + s(49)),
-            None,
-            "not early: the old entry is re-pushed"
-        );
-        assert_eq!(w.pop_expired(t0 + s(50)), Some(id));
-        w.remove(id);
-        assert_eq!(w.timed, 0);
-    }
-
-    /// Timeouts made shorter and longer over and over, and watchers that end with their
-    /// entries in the heap, never grow the heap beyond twice the watchers with a timeout, and
-    /// the survivor still expires exactly at its deadline.
-    #[test]
-    fn deadline_churn_keeps_the_heap_small() {
-        let mut w = Watchers::default();
-        // After the table's epoch, so that ticks are exact (earlier times saturate to it).
-        let t0 = Instant::now();
-        let s = Duration::from_secs;
-        let id = w.insert(new(State::Registered, Some(s(1000))), t0);
-        let mut peak = 0;
-        for i in 0..100_000u64 {
-            w.set_timeout(id, Some(s(1000 - i % 500)), t0);
-            let gone = w.insert(new(State::Registered, Some(s(1 + i % 7))), t0);
-            w.remove(gone);
-            peak = peak.max(w.deadlines.len());
-        }
-        assert!(
-            peak <= 2 * w.timed + 17,
-            "the heap held {peak} entries for {} timed",
-            w.timed
-        );
-        // The last timeout set was 1000 - 99_999 % 500 = 501 s.
-        assert_eq!(w.pop_expired(t0 + s(501) - Duration::from_nanos(1)), None);
-        assert_eq!(w.pop_expired(t0 + s(501)), Some(id));
-    }
-
-    #[test]
-    fn queue_admits_in_order_and_skips_removed() {
-        let now = Instant::now();
-        let mut w = Watchers::default();
-        let a = w.insert(new(State::Queued, None), now);
-        let b = w.insert(new(State::Queued, None), now);
-        let c = w.insert(new(State::Queued, None), now);
-        assert_eq!(w.queued(), 3);
-        w.remove(b);
-        assert_eq!(w.admit(), Some(a));
-        assert_eq!(w.admit(), Some(c));
-        assert_eq!(w.admit(), None);
-        assert_eq!((w.registered(), w.queued()), (2, 0));
-    }
-
-    #[test]
-    fn pause_resume_churn_keeps_the_queue_small() {
-        let now = Instant::now();
-        let mut w = Watchers::default();
-        let id = w.insert(new(State::Queued, None), now);
-        for _ in 0..100_000 {
-            w.set_state(id, State::Paused);
-            w.set_state(id, State::Queued);
-        }
-        assert_eq!(w.queued(), 1);
-        assert!(w.queue.len() <= 1, "queue holds {} entries", w.queue.len());
-        assert_eq!(w.admit(), Some(id));
-        assert_eq!(w.admit(), None);
-    }
-
-    #[test]
-    fn closing_queued_watches_keeps_the_queue_small() {
-        let now = Instant::now();
-        let mut w = Watchers::default();
-        let kept = w.insert(new(State::Queued, None), now);
-        for _ in 0..100_000 {
-            let id = w.insert(new(State::Queued, None), now);
-            w.remove(id);
-        }
-        assert!(
-            w.queue.len() <= 2 * w.queued() + 17,
-            "queue holds {} entries",
-            w.queue.len()
-        );
-        assert_eq!(w.admit(), Some(kept));
-        assert_eq!(w.admit(), None);
-    }
-}
-
-#[cfg(test)]
-mod size_tests {
-    use super::*;
-
-    /// What an idle watch costs in the table: its slot (the slab's entry) and one deadline
-    /// heap entry. Pinned so that a field added to the slot is a decision, not an accident.
-    #[test]
-    #[cfg(target_pointer_width = "64")]
-    fn an_idle_watch_costs_at_most_56_bytes_of_table() {
-        // The runtime's entry type is a `Box<dyn Entry>`: a fat pointer, as here.
-        type E = Box<dyn Fn()>;
-        let slot = std::mem::size_of::<Slot<E>>();
-        let heap_entry = std::mem::size_of::<Reverse<(u64, EventId)>>();
-        assert!(slot <= 40, "slot {slot} B");
-        assert_eq!(
-            std::mem::size_of::<Option<Slot<E>>>(),
-            slot,
-            "the slab keeps its niche"
-        );
-        assert!(
-            slot + heap_entry <= 56,
-            "slot {slot} B + heap entry {heap_entry} B"
-        );
-    }
-}
+#[path = "watchers_tests.rs"]
+mod tests;
