@@ -16,9 +16,12 @@ pub struct Entry<X> {
     id: EventId,
     /// The wait (by sequence number) and the index in `Events` of this entry's last report, so
     /// that two OS events for one source in one wait (kqueue has one filter per direction)
-    /// merge into one event. Two fields, not a tuple, so that the 16-bit index shares a word
-    /// with the rest (an index fits: `Events::MAX_CAPACITY` is 2^16, so indices are below it).
-    reported_seq: u64,
+    /// merge into one event. Two fields, not a tuple, so that they share a word with the rest
+    /// (an index fits in 16 bits: `Events::MAX_CAPACITY` is 2^16, so indices are below it).
+    /// The sequence is 32 bits, and when it wraps every entry's is cleared (see
+    /// [`Book::begin_report`]): no stale value can ever match, and an entry with a
+    /// payload-free `X` is 16 bytes.
+    reported_seq: u32,
     /// See `reported_seq`.
     reported_index: u16,
     interest: Interest,
@@ -165,8 +168,8 @@ impl<X> Entry<X> {
 pub struct Book<X> {
     slots: Slab<Entry<X>>,
     by_source: SourceMap,
-    /// Counts translations; 0 means "never reported".
-    wait_seq: u64,
+    /// Counts translations; 0 means "never reported" (or not since the last wrap).
+    wait_seq: u32,
     /// Slots deregistered while a poll was in flight, freed by its `end_report`.
     deferred: Vec<usize>,
     /// Events translated in a wait that did not fit in `Events`, by internal key.
@@ -333,7 +336,21 @@ impl<X> Book<X> {
     /// reports until [`end_report`](Book::end_report) make up one poll's `Events`.
     #[inline]
     pub fn begin_report(&mut self) {
+        if self.wait_seq == u32::MAX {
+            self.restart_sequence();
+        }
         self.wait_seq += 1;
+    }
+
+    /// Once every 2^32 - 1 waits: the sequence starts again at 1 and every entry forgets its
+    /// last report, so no sequence number an entry holds can come round again (a stale match
+    /// would merge an event into another source's). O(registrations), amortised to nothing.
+    #[cold]
+    fn restart_sequence(&mut self) {
+        for (_, entry) in self.slots.iter_mut() {
+            entry.reported_seq = 0;
+        }
+        self.wait_seq = 0;
     }
 
     /// Reports one OS event for key `key` into `events`, as built by `make` from the
@@ -472,6 +489,59 @@ mod tests {
         );
         let err = book.deregister(3, |_| Ok(()), || false).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+
+    /// An entry is 16 bytes with no backend data (`polling`'s), 24 with a 4-byte handle
+    /// (mio's on Unix), and the slab's vacant/occupied enum adds nothing (the entry's niche).
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn an_entry_is_16_bytes_without_backend_data() {
+        assert_eq!(std::mem::size_of::<Entry<()>>(), 16);
+        assert_eq!(std::mem::size_of::<Result<Entry<()>, usize>>(), 16);
+        assert_eq!(std::mem::size_of::<Entry<u32>>(), 24);
+    }
+
+    /// When the 32-bit wait sequence wraps, no entry's last report can match a new wait: a
+    /// source reported exactly 2^32 - 1 waits ago gets a new event, not a merge into an index
+    /// of a poll long gone.
+    #[test]
+    fn the_wait_sequence_wraps_without_a_stale_match() {
+        let mut book: Book<()> = Book::new();
+        let a = book
+            .register(3, EventId(1), Interest::READABLE, Mode::Level, ok)
+            .unwrap();
+        let b = book
+            .register(4, EventId(2), Interest::READABLE, Mode::Level, ok)
+            .unwrap();
+        let mut events = Events::with_capacity(4);
+        // `b` was last reported in wait 1, as index 0 (2^32 - 2 waits ago, as if).
+        book.begin_report();
+        assert!(book.report(b, &mut events, |e| Event::new(e.id())).is_some());
+        book.end_report();
+        book.wait_seq = u32::MAX - 1;
+        // Waits u32::MAX and the two after it (the sequence wraps), `a` alone in the first two.
+        for _ in 0..2 {
+            events.clear();
+            book.begin_report();
+            assert!(book.report(a, &mut events, |e| Event::new(e.id())).is_some());
+            book.end_report();
+        }
+        events.clear();
+        book.begin_report();
+        assert!(book
+            .report(a, &mut events, |e| Event::new(e.id()).with_readable(true))
+            .is_some());
+        assert!(
+            book.report(b, &mut events, |e| Event::new(e.id()).with_writable(true))
+                .is_some(),
+            "b is not taken as reported in this wait"
+        );
+        book.end_report();
+        let ids: Vec<_> = events
+            .iter()
+            .map(|e| (e.id(), e.is_readable(), e.is_writable()))
+            .collect();
+        assert_eq!(ids, [(EventId(1), true, false), (EventId(2), false, true)]);
     }
 
     #[test]
