@@ -91,15 +91,13 @@ pub fn reactor_echo<R: Reactor>(
         }
         if now >= next_sweep {
             next_sweep = now + SWEEP;
-            let expired: Vec<usize> = conns
-                .iter()
-                .filter(|(_, c)| now.duration_since(c.last_active) > deadline)
-                .map(|(k, _)| k)
-                .collect();
-            for key in expired {
-                let conn = conns.remove(key);
-                let _ = reactor.deregister(conn.stream.as_source());
-            }
+            conns.retain(|_, c| {
+                let live = now.duration_since(c.last_active) <= deadline;
+                if !live {
+                    let _ = reactor.deregister(c.stream.as_source());
+                }
+                live
+            });
         }
     }
 }

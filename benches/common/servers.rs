@@ -455,15 +455,13 @@ fn mio_echo(listener: std::net::TcpListener, deadline: Duration, ready: impl FnO
         }
         if now >= next_sweep {
             next_sweep = now + SWEEP;
-            let expired: Vec<usize> = conns
-                .iter()
-                .filter(|(_, c)| now.duration_since(c.last_active) > deadline)
-                .map(|(k, _)| k)
-                .collect();
-            for key in expired {
-                let mut conn = conns.remove(key);
-                let _ = poll.registry().deregister(&mut conn.stream);
-            }
+            conns.retain(|_, c| {
+                let live = now.duration_since(c.last_active) <= deadline;
+                if !live {
+                    let _ = poll.registry().deregister(&mut c.stream);
+                }
+                live
+            });
         }
     }
 }

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use super::done::{Closing, DoneCallback, OnClose};
 use super::event::{deliver, set_watch_interest};
 use super::flags::Flags;
-use super::{ConnOptions, Handle, ReadBuffer, Stream, NO_ID};
+use super::{ConnOptions, ConnShared, Handle, Stream, NO_ID};
 use crate::runtime::Runtime;
 use crate::{EventId, Interest, Reactor};
 
@@ -31,7 +31,7 @@ pub struct Connection<S: Stream, R: Reactor + 'static> {
     /// Read calls made on the socket, the ones that found nothing included.
     pub(super) read_calls: u64,
     /// The read buffer and write bound this connection shares with the others of its listener.
-    pub(super) shared: Rc<ReadBuffer>,
+    pub(super) shared: Rc<ConnShared>,
     /// The callbacks few connections set, out of line (`None` until one is): an idle
     /// connection pays a pointer for them.
     pub(super) extras: Option<Box<Extras<S, R>>>,
@@ -90,7 +90,7 @@ impl<S: Stream, R: Reactor + 'static> fmt::Debug for Connection<S, R> {
 }
 
 impl<S: Stream, R: Reactor + 'static> Connection<S, R> {
-    pub(super) fn new(stream: S, options: &ConnOptions, shared: Rc<ReadBuffer>) -> Connection<S, R> {
+    pub(super) fn new(stream: S, options: &ConnOptions, shared: Rc<ConnShared>) -> Connection<S, R> {
         Connection {
             id: NO_ID,
             stream,
@@ -422,8 +422,8 @@ pub(super) fn closed_error() -> io::Error {
 #[cfg(test)]
 mod tests {
     /// What an idle connection holds in its watch entry: pinned so that a field added to the
-    /// connection is a decision (the cold parts belong in `Extras`). 64 bytes with a 4-byte
-    /// fd; a Windows `SOCKET` is 8 bytes, which rounds the connection up to 72 there.
+    /// connection is a decision (the cold parts belong in `Extras`). 56 bytes with a 4-byte
+    /// fd; a Windows `SOCKET` is 8 bytes, which rounds the connection up to 64 there.
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn an_idle_connection_is_at_most_56_bytes() {

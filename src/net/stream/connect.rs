@@ -3,7 +3,7 @@
 
 use std::io;
 
-use super::{adopt, ConnectOptions, Handle, ReadBuffer, Stream};
+use super::{adopt, ConnShared, ConnectOptions, Handle, Stream};
 use crate::runtime::Runtime;
 use crate::{Interest, Reactor};
 
@@ -37,8 +37,8 @@ where
             });
             match connected {
                 Ok(()) => {
-                    let buffer = ReadBuffer::new(&options.conn);
-                    let conn = adopt(rt, stream, options.conn, buffer);
+                    let shared = ConnShared::new(&options.conn);
+                    let conn = adopt(rt, stream, options.conn, shared);
                     if let Ok(conn) = &conn {
                         log::debug!("net: connected to {to} as {}", conn.id());
                     }

@@ -7,7 +7,7 @@ use std::io;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::{adopt, sealed, AsSocketHandle, ConnOptions, Handle, ReadBuffer, Stream};
+use super::{adopt, sealed, AsSocketHandle, ConnOptions, ConnShared, Handle, Stream};
 use crate::net::is_resource_exhaustion;
 use crate::runtime::{Runtime, TimerId, WatchOptions};
 use crate::{Event, EventId, Interest, Reactor};
@@ -99,7 +99,7 @@ pub struct ListenerStats {
 struct ListenerShared<A: Accept> {
     local: A::Addr,
     /// The read buffer every connection of this listener reads into.
-    read_buffer: Rc<ReadBuffer>,
+    conn_shared: Rc<ConnShared>,
     watch: Cell<Option<EventId>>,
     timer: Cell<Option<TimerId>>,
     closed: Cell<bool>,
@@ -224,7 +224,7 @@ where
     let local = socket.local()?;
     let shared = Rc::new(ListenerShared {
         local,
-        read_buffer: ReadBuffer::new(&conn),
+        conn_shared: ConnShared::new(&conn),
         watch: Cell::new(None),
         timer: Cell::new(None),
         closed: Cell::new(false),
@@ -292,7 +292,7 @@ fn accept_ready<A: Accept, R: Reactor + 'static>(
             Ok((stream, peer)) => {
                 shared.backoff.set(ACCEPT_BACKOFF_MIN);
                 shared.count(|s| s.accepted += 1);
-                let conn = adopt(rt, stream, config.conn, shared.read_buffer.clone());
+                let conn = adopt(rt, stream, config.conn, shared.conn_shared.clone());
                 if let Ok(conn) = &conn {
                     log::debug!("net: accepted {peer:?} on {:?} as {}", shared.local, conn.id());
                 }

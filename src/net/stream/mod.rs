@@ -130,19 +130,19 @@ impl_stream!(TcpStream, |stream, options| if options.nodelay {
 #[cfg(unix)]
 impl_stream!(std::os::unix::net::UnixStream, |_stream, _options| Ok(()));
 
-/// A read buffer, shared by the connections of a listener (or one connect), allocated on first
-/// use, with the write bound of those connections: what every connection of one
-/// [`ConnOptions`] shares, kept once, so an idle connection pays a pointer for it.
-pub(crate) struct ReadBuffer {
+/// What the connections of one [`ConnOptions`] (a listener's, or one connect's) share, kept
+/// once so that an idle connection pays a pointer for it: the read buffer, allocated on first
+/// use, and the write bound.
+pub(crate) struct ConnShared {
     size: usize,
     /// [`ConnOptions::max_queued_bytes`] of the connections that share this buffer.
     pub(super) max_queued: usize,
     bytes: RefCell<Vec<u8>>,
 }
 
-impl ReadBuffer {
-    pub(crate) fn new(options: &ConnOptions) -> Rc<ReadBuffer> {
-        Rc::new(ReadBuffer {
+impl ConnShared {
+    pub(crate) fn new(options: &ConnOptions) -> Rc<ConnShared> {
+        Rc::new(ConnShared {
             size: options.read_buffer,
             max_queued: options.max_queued_bytes,
             bytes: RefCell::new(Vec::new()),
@@ -189,12 +189,12 @@ pub(crate) fn adopt<S: Stream, R: Reactor + 'static>(
     rt: &mut Runtime<R>,
     stream: S,
     options: ConnOptions,
-    buf: Rc<ReadBuffer>,
+    shared: Rc<ConnShared>,
 ) -> io::Result<Handle<S>> {
     stream.set_nonblocking_mode()?;
     stream.apply_options(&options)?;
     let state = StreamState {
-        conn: Connection::new(stream, &options, buf),
+        conn: Connection::new(stream, &options, shared),
     };
     let id = rt.watch_with(
         state,
