@@ -4,7 +4,8 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::inbox::Message;
-use super::watch::{Entry, Panicked};
+use super::stored_entry::StoredEntry;
+use super::watch::Panicked;
 use super::watchers::{State, Watchers};
 use super::Runtime;
 use crate::{Event, EventId, Events, Reactor};
@@ -163,7 +164,7 @@ impl<R: Reactor + 'static> Runtime<R> {
             };
             self.timeouts += 1;
             log::debug!("runtime: watch {id} passed its deadline");
-            let Some(entry) = slot.entry else { continue };
+            let Some(mut entry) = slot.entry else { continue };
             if slot.state == State::Registered {
                 if let Err(e) = self.reactor.deregister(entry.source()) {
                     log::warn!("runtime: deregistering watch {id} failed: {e}");
@@ -174,9 +175,10 @@ impl<R: Reactor + 'static> Runtime<R> {
                 io::ErrorKind::TimedOut,
                 "no I/O event before the watch's deadline",
             );
-            if let Err(panicked) = entry.call(self, id, Err(timed_out)) {
+            if let Err(payload) = entry.call(self, id, Err(timed_out)) {
                 // Removed and deregistered above: nothing is left to undo.
-                std::panic::resume_unwind(panicked.payload);
+                drop(entry);
+                std::panic::resume_unwind(payload);
             }
             self.run_ticks();
         }
@@ -334,11 +336,12 @@ impl<R: Reactor + 'static> Runtime<R> {
             return;
         }
         Watchers::touch(slot, now);
-        let Some(entry) = slot.entry.take() else { return };
+        let Some(mut entry) = slot.entry.take() else {
+            return;
+        };
         match entry.call(self, id, Ok(event)) {
-            Ok(Some(entry)) => self.after_callback(id, entry),
-            Ok(None) => {}
-            Err(panicked) => self.callback_panicked(id, panicked),
+            Ok(()) => self.after_callback(id, entry),
+            Err(payload) => self.callback_panicked(id, Panicked { entry, payload }),
         }
         self.run_ticks();
     }
@@ -365,20 +368,21 @@ impl<R: Reactor + 'static> Runtime<R> {
         let Some(slot) = self.watchers.remove(id) else {
             return;
         };
-        let Some(entry) = slot.entry else { return };
+        let Some(mut entry) = slot.entry else { return };
         if let Err(e) = self.reactor.deregister(entry.source()) {
             log::warn!("runtime: deregistering watch {id} failed: {e}");
         }
         self.admit_queued();
-        if let Err(panicked) = entry.call(self, id, Ok(event)) {
-            std::panic::resume_unwind(panicked.payload);
+        if let Err(payload) = entry.call(self, id, Ok(event)) {
+            drop(entry);
+            std::panic::resume_unwind(payload);
         }
         self.run_ticks();
     }
 
     /// Puts a persistent watcher's entry back after its callback, finishing a close or an
     /// interest change made meanwhile and re-arming an emulated persistent registration.
-    pub(super) fn after_callback(&mut self, id: EventId, entry: Box<dyn Entry<R>>) {
+    pub(super) fn after_callback(&mut self, id: EventId, entry: StoredEntry<R>) {
         let Some(slot) = self.watchers.get_mut(id) else {
             return;
         };

@@ -85,6 +85,7 @@ mod pool_api;
 mod schedule;
 mod spin;
 mod stats;
+pub(crate) mod stored_entry;
 mod task;
 mod time;
 mod timer_box;
@@ -124,9 +125,9 @@ use crate::{DefaultReactor, Event, Events, Reactor};
 use builder::Config;
 use inbox::{Inbox, JobOutput, Message};
 use pool::Pool;
+use stored_entry::StoredEntry;
 use timer_box::TimerBox;
 use timers::TimerQueue;
-use watch::Entry;
 use watchers::{State, Watchers};
 
 /// A callback run once with the loop.
@@ -166,7 +167,7 @@ pub struct Runtime<R: Reactor + 'static = DefaultReactor> {
     closes: VecDeque<Callback<R>>,
     /// The close callbacks the close phase is running (see `run_closes`).
     closing: VecDeque<Callback<R>>,
-    watchers: Watchers<Box<dyn Entry<R>>>,
+    watchers: Watchers<StoredEntry<R>>,
     pool: Pool,
     /// How long the loop spins for a pool result before it blocks (see [`spin`]).
     spin: spin::LoopSpin,

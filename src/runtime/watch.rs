@@ -5,6 +5,7 @@ use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
+use super::stored_entry::{Payload, StoredEntry};
 use super::Runtime;
 use crate::{AsSource, BorrowedSource, Event, EventId, Reactor};
 
@@ -98,12 +99,9 @@ impl WatchOptions {
 /// What a callback's panic hands back: the entry (its source still open, so the runtime can
 /// deregister it before dropping it) and the panic, to resume once the runtime is consistent.
 pub(crate) struct Panicked<R: Reactor + 'static> {
-    pub(crate) entry: Box<dyn Entry<R>>,
-    pub(crate) payload: Box<dyn Any + Send>,
+    pub(crate) entry: StoredEntry<R>,
+    pub(crate) payload: Payload,
 }
-
-/// What running an entry's callback gives back.
-pub(crate) type Called<R> = Result<Option<Box<dyn Entry<R>>>, Panicked<R>>;
 
 /// `InvalidInput` for a deadline of zero, which would end a watch before it could see an event.
 pub(crate) fn check_timeout(timeout: Option<Duration>) -> io::Result<()> {
@@ -116,14 +114,15 @@ pub(crate) fn check_timeout(timeout: Option<Duration>) -> io::Result<()> {
     Ok(())
 }
 
-/// A watch's source and callback.
+/// A watch's source and callback, as [`StoredEntry`] stores them.
 pub(crate) trait Entry<R: Reactor + 'static> {
     fn source(&self) -> BorrowedSource<'_>;
     fn source_any(&mut self) -> &mut dyn Any;
-    /// Runs the callback; a persistent entry comes back to be stored again, or with the panic
-    /// if its callback panicked. A one-shot entry is consumed (its source goes to the
-    /// callback), and a panic in it unwinds through: its watch was removed before the call.
-    fn call(self: Box<Self>, rt: &mut Runtime<R>, id: EventId, event: io::Result<Event>) -> Called<R>;
+    /// Runs the callback. A persistent entry stays as it was, its source still open, even if
+    /// its callback panicked (`Err` holds the payload). A one-shot entry is consumed (its
+    /// source goes to the callback; what is left is an empty shell), and a panic in it unwinds
+    /// through: its watch was removed before the call.
+    fn call(&mut self, rt: &mut Runtime<R>, id: EventId, event: io::Result<Event>) -> Result<(), Payload>;
 }
 
 pub(crate) struct Persistent<S, F> {
@@ -145,22 +144,17 @@ where
         &mut self.source
     }
 
-    fn call(mut self: Box<Self>, rt: &mut Runtime<R>, id: EventId, event: io::Result<Event>) -> Called<R> {
-        let this = &mut *self;
+    #[inline]
+    fn call(&mut self, rt: &mut Runtime<R>, id: EventId, event: io::Result<Event>) -> Result<(), Payload> {
         // The source must outlive the unwind: the watch is still registered with it.
-        match catch_unwind(AssertUnwindSafe(|| {
-            (this.callback)(rt, id, &mut this.source, event)
-        })) {
-            Ok(()) => Ok(Some(self)),
-            Err(payload) => Err(Panicked { entry: self, payload }),
-        }
+        catch_unwind(AssertUnwindSafe(|| {
+            (self.callback)(rt, id, &mut self.source, event)
+        }))
     }
 }
 
-pub(crate) struct Once<S, F> {
-    pub(crate) source: S,
-    pub(crate) callback: F,
-}
+/// A one-shot watch's source and callback, until its one call takes them.
+pub(crate) struct Once<S, F>(pub(crate) Option<(S, F)>);
 
 impl<R, S, F> Entry<R> for Once<S, F>
 where
@@ -169,16 +163,25 @@ where
     F: FnOnce(&mut Runtime<R>, S, io::Result<Event>) + 'static,
 {
     fn source(&self) -> BorrowedSource<'_> {
-        self.source.as_source()
+        match &self.0 {
+            Some((source, _)) => source.as_source(),
+            // The runtime asks for the source only of a watch that has not fired.
+            None => unreachable!("the source of a one-shot watch that fired"),
+        }
     }
 
     fn source_any(&mut self) -> &mut dyn Any {
-        &mut self.source
+        match self.0 {
+            Some((ref mut source, _)) => source,
+            // Not the source type: a typed lookup finds nothing.
+            None => &mut self.0,
+        }
     }
 
-    fn call(self: Box<Self>, rt: &mut Runtime<R>, _id: EventId, event: io::Result<Event>) -> Called<R> {
-        let Once { source, callback } = *self;
-        callback(rt, source, event);
-        Ok(None)
+    fn call(&mut self, rt: &mut Runtime<R>, _id: EventId, event: io::Result<Event>) -> Result<(), Payload> {
+        if let Some((source, callback)) = self.0.take() {
+            callback(rt, source, event);
+        }
+        Ok(())
     }
 }

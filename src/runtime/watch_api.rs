@@ -3,7 +3,8 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use super::watch::{check_timeout, Entry, Once, Persistent};
+use super::stored_entry::StoredEntry;
+use super::watch::{check_timeout, Once, Persistent};
 use super::watchers::{self, not_a_watch, NewWatcher, State};
 use super::{Callback, Runtime, Trigger, WatchOptions};
 use crate::{AsSource, Event, EventId, Interest, Mode, Reactor};
@@ -83,7 +84,7 @@ impl<R: Reactor + 'static> Runtime<R> {
         F: FnMut(&mut Self, EventId, &mut S, io::Result<Event>) + 'static,
     {
         let (mode, rearm) = self.persistent_mode(options.trigger);
-        let entry: Box<dyn Entry<R>> = Box::new(Persistent { source, callback });
+        let entry = StoredEntry::new(Persistent { source, callback });
         self.add_watch(entry, interest, mode, false, rearm, options)
     }
 
@@ -119,7 +120,7 @@ impl<R: Reactor + 'static> Runtime<R> {
         S: AsSource + 'static,
         F: FnOnce(&mut Self, S, io::Result<Event>) + 'static,
     {
-        let entry: Box<dyn Entry<R>> = Box::new(Once { source, callback });
+        let entry = StoredEntry::new(Once(Some((source, callback))));
         self.add_watch(entry, interest, Mode::Oneshot, true, false, options)
     }
 
@@ -137,7 +138,7 @@ impl<R: Reactor + 'static> Runtime<R> {
 
     pub(super) fn add_watch(
         &mut self,
-        entry: Box<dyn Entry<R>>,
+        entry: StoredEntry<R>,
         interest: Interest,
         mode: Mode,
         once: bool,
@@ -225,13 +226,14 @@ impl<R: Reactor + 'static> Runtime<R> {
             return;
         };
         log::warn!("runtime: watch {id} failed: {error}");
-        if let Some(entry) = slot.entry {
+        if let Some(mut entry) = slot.entry {
             if slot.state == State::Registered {
                 let _ = self.reactor.deregister(entry.source());
             }
             self.pending.push_back(Box::new(move |rt: &mut Self| {
-                if let Err(panicked) = entry.call(rt, id, Err(error)) {
-                    std::panic::resume_unwind(panicked.payload);
+                if let Err(payload) = entry.call(rt, id, Err(error)) {
+                    drop(entry);
+                    std::panic::resume_unwind(payload);
                 }
             }));
         }

@@ -440,5 +440,8 @@ mod tests {
             size,
             "the watch entry is the connection alone"
         );
+        // And it is stored inline in its watch slot: no allocation of its own.
+        assert!(size <= crate::runtime::stored_entry::INLINE_BYTES);
+        assert!(std::mem::align_of::<St>() <= std::mem::align_of::<usize>());
     }
 }
