@@ -77,9 +77,14 @@ mod imp {
         report.note(format!(
             "servers in child processes on core {} (pinned: {pinned}), {:?} deadline on every read; \
              memory = (VmRSS after {n} connections - VmRSS before) / {n}, a fresh server per round; \
-             throughput = 1 connection x 64 B ping-pong, {n} idle beside it vs a twin server with none",
+             the second half alone = (VmRSS after {n} - VmRSS after {half}) / {rest}, without what a \
+             server holds once however many connections it has (a listener's read buffer, a table's \
+             first growth); throughput = 1 connection x 64 B ping-pong, {n} idle beside it vs a twin \
+             server with none",
             common::SERVER_CORE,
-            common::RUNTIME_DEFAULT_DEADLINE
+            common::RUNTIME_DEFAULT_DEADLINE,
+            half = n / 2,
+            rest = n - n / 2,
         ));
         report.note(
             "the runtime's net module shares one read buffer (64 KiB) among a listener's \
@@ -98,12 +103,17 @@ mod imp {
             }
         }
         let tokio = results.iter().position(|r| r.0 == EchoServer::Tokio);
-        for (i, (kind, (mem, with_idle, alone))) in results.iter().enumerate() {
+        for (i, (kind, (mem, marginal, with_idle, alone))) in results.iter().enumerate() {
             let mut row = Row::new(kind.name(), "resident bytes/connection", mem);
             if let Some(t) = tokio.filter(|t| *t != i) {
                 row = row.vs(EchoServer::Tokio.name(), mem, &results[t].1 .0);
             }
             report.row(row);
+            report.row(Row::new(
+                kind.name(),
+                format!("resident bytes/connection, the second {} alone", n - n / 2),
+                marginal,
+            ));
             if kind.is_runtime() {
                 report.row(
                     Row::new(kind.name(), "resident bytes/connection", mem)
@@ -148,7 +158,9 @@ mod imp {
         report.write();
     }
 
-    type Figures = (Vec<f64>, Vec<f64>, Vec<f64>);
+    /// Per round: resident bytes per connection over all `n` and over the second half alone,
+    /// then the throughput with `n` idle and with none.
+    type Figures = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>);
 
     /// Per-round throughput of two twin servers.
     type TwinRates = (Vec<f64>, Vec<f64>);
@@ -195,19 +207,25 @@ mod imp {
 
     fn measure(kind: EchoServer, n: usize, cfg: &Config) -> io::Result<Result<Figures, String>> {
         // Memory: a fresh server per round.
-        let mut mem = Vec::new();
+        let (mut mem, mut marginal) = (Vec::new(), Vec::new());
         for _ in 0..cfg.rounds.clamp(3, 5) {
             let (server, addr) = match kind.start()? {
                 Ok(s) => s,
                 Err(why) => return Ok(Err(why)),
             };
-            let before = proc_status_bytes(server.pid(), "VmRSS").unwrap_or(f64::NAN);
-            let conns = open_idle(addr, n)?;
-            std::thread::sleep(Duration::from_millis(100));
-            let after = proc_status_bytes(server.pid(), "VmRSS").unwrap_or(f64::NAN);
+            let rss = || {
+                std::thread::sleep(Duration::from_millis(100));
+                proc_status_bytes(server.pid(), "VmRSS").unwrap_or(f64::NAN)
+            };
+            let before = rss();
+            let first = open_idle(addr, n / 2)?;
+            let half = rss();
+            let second = open_idle(addr, n - n / 2)?;
+            let after = rss();
             mem.push((after - before) / n as f64);
+            marginal.push((after - half) / (n - n / 2) as f64);
             drop(server);
-            drop(conns);
+            drop((first, second));
         }
         // Throughput: one server with n idle, a twin with none, interleaved.
         let (busy, busy_addr) = match kind.start()? {
@@ -226,6 +244,6 @@ mod imp {
         let mut rates = rates.into_iter();
         let with_idle = rates.next().unwrap_or_default();
         let alone = rates.next().unwrap_or_default();
-        Ok(Ok((mem, with_idle, alone)))
+        Ok(Ok((mem, marginal, with_idle, alone)))
     }
 }
