@@ -14,6 +14,7 @@
 //! bytes: that pairing is the invariant every `unsafe` block below relies on.
 
 use std::any::Any;
+use std::cell::UnsafeCell;
 use std::io;
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of, MaybeUninit};
@@ -33,14 +34,14 @@ pub(crate) const INLINE_BYTES: usize = INLINE_WORDS * size_of::<usize>();
 pub(crate) type Payload = Box<dyn Any + Send>;
 
 /// Runs the callback of the entry the storage holds.
-type CallFn<R> = unsafe fn(&mut Storage, &mut Runtime<R>, EventId, io::Result<Event>) -> Result<(), Payload>;
+type CallFn<R> = unsafe fn(&Bytes, &mut Runtime<R>, EventId, io::Result<Event>) -> Result<(), Payload>;
 
 /// The functions of one stored type (inline or boxed).
 struct Ops<R: Reactor + 'static> {
-    source: unsafe fn(&Storage) -> BorrowedSource<'_>,
-    source_any: unsafe fn(&mut Storage) -> &mut dyn Any,
+    source: unsafe fn(&Bytes) -> BorrowedSource<'_>,
+    source_any: unsafe fn(&Bytes) -> &mut dyn Any,
     call: CallFn<R>,
-    drop: unsafe fn(&mut Storage),
+    drop: unsafe fn(&Bytes),
     /// Whether the value is inline (else `Storage` holds its `Box`).
     #[cfg_attr(not(test), allow(dead_code))]
     inline: bool,
@@ -48,12 +49,16 @@ struct Ops<R: Reactor + 'static> {
 
 /// The bytes of a stored value: a `T` inline, or a `Box<T>`.
 type Storage = MaybeUninit<[usize; INLINE_WORDS]>;
+/// The storage as the functions get it: in an `UnsafeCell`, since the stored value may mutate
+/// itself through a shared reference (a `Cell` in a source), which bytes reached through a
+/// plain `&Storage` could not allow.
+type Bytes = UnsafeCell<Storage>;
 
 /// A watch's source and callback, inline or boxed (see the module doc).
 pub(crate) struct StoredEntry<R: Reactor + 'static> {
     /// The functions of the type stored in `data`, inline or boxed as it is stored.
     ops: &'static Ops<R>,
-    data: Storage,
+    data: Bytes,
     /// The stored type may be neither `Send` nor `Sync` (an `Rc`): neither is this.
     _not_send: PhantomData<*mut ()>,
 }
@@ -109,36 +114,37 @@ impl<R: Reactor + 'static, T: Entry<R> + 'static> Place<R> for Boxed<T> {
 }
 
 /// # Safety
-/// `data` holds a live `P`.
-unsafe fn source_of<R: Reactor + 'static, P: Place<R>>(data: &Storage) -> BorrowedSource<'_> {
+/// `data` holds a live `P`, not mutably borrowed while the result lives.
+unsafe fn source_of<R: Reactor + 'static, P: Place<R>>(data: &Bytes) -> BorrowedSource<'_> {
     // SAFETY: the caller's promise.
-    unsafe { (*data.as_ptr().cast::<P>()).entry().source() }
+    unsafe { (*data.get().cast::<P>()).entry().source() }
 }
 
 /// # Safety
-/// `data` holds a live `P`.
-unsafe fn source_any_of<R: Reactor + 'static, P: Place<R>>(data: &mut Storage) -> &mut dyn Any {
+/// `data` holds a live `P`, not otherwise borrowed while the result lives.
+#[allow(clippy::mut_from_ref)]
+unsafe fn source_any_of<R: Reactor + 'static, P: Place<R>>(data: &Bytes) -> &mut dyn Any {
     // SAFETY: the caller's promise.
-    unsafe { (*data.as_mut_ptr().cast::<P>()).entry_mut().source_any() }
+    unsafe { (*data.get().cast::<P>()).entry_mut().source_any() }
 }
 
 /// # Safety
-/// `data` holds a live `P`.
+/// `data` holds a live `P`, not otherwise borrowed during the call.
 unsafe fn call_of<R: Reactor + 'static, P: Place<R>>(
-    data: &mut Storage,
+    data: &Bytes,
     rt: &mut Runtime<R>,
     id: EventId,
     event: io::Result<Event>,
 ) -> Result<(), Payload> {
     // SAFETY: the caller's promise.
-    unsafe { (*data.as_mut_ptr().cast::<P>()).entry_mut().call(rt, id, event) }
+    unsafe { (*data.get().cast::<P>()).entry_mut().call(rt, id, event) }
 }
 
 /// # Safety
-/// `data` holds a live `P`, not used again.
-unsafe fn drop_of<R: Reactor + 'static, P: Place<R>>(data: &mut Storage) {
+/// `data` holds a live `P`, not borrowed and not used again.
+unsafe fn drop_of<R: Reactor + 'static, P: Place<R>>(data: &Bytes) {
     // SAFETY: the caller's promise.
-    unsafe { data.as_mut_ptr().cast::<P>().drop_in_place() }
+    unsafe { data.get().cast::<P>().drop_in_place() }
 }
 
 /// The function table of values stored as `P`.
@@ -173,7 +179,7 @@ impl<R: Reactor + 'static> StoredEntry<R> {
         };
         StoredEntry {
             ops,
-            data,
+            data: UnsafeCell::new(data),
             _not_send: PhantomData,
         }
     }
@@ -181,14 +187,15 @@ impl<R: Reactor + 'static> StoredEntry<R> {
     /// The watched source.
     #[inline]
     pub(crate) fn source(&self) -> BorrowedSource<'_> {
-        // SAFETY: `ops` is the table of the type `data` holds (`new`), not dropped yet.
+        // SAFETY: `ops` is the table of the type `data` holds (`new`), not dropped yet, and
+        // `&self` keeps it from being mutably borrowed for the returned lifetime.
         unsafe { (self.ops.source)(&self.data) }
     }
 
     /// The watched source, as `Any` for a typed lookup.
     pub(crate) fn source_any(&mut self) -> &mut dyn Any {
-        // SAFETY: as in `source`.
-        unsafe { (self.ops.source_any)(&mut self.data) }
+        // SAFETY: as in `source`; `&mut self` makes the borrow unique.
+        unsafe { (self.ops.source_any)(&self.data) }
     }
 
     /// Runs the callback with `event`; a one-shot entry's source and callback are consumed
@@ -202,8 +209,8 @@ impl<R: Reactor + 'static> StoredEntry<R> {
         id: EventId,
         event: io::Result<Event>,
     ) -> Result<(), Payload> {
-        // SAFETY: as in `source`.
-        unsafe { (self.ops.call)(&mut self.data, rt, id, event) }
+        // SAFETY: as in `source`; `&mut self` makes the borrow unique.
+        unsafe { (self.ops.call)(&self.data, rt, id, event) }
     }
 
     /// Whether the entry is stored inline (no allocation of its own).
@@ -215,8 +222,9 @@ impl<R: Reactor + 'static> StoredEntry<R> {
 
 impl<R: Reactor + 'static> Drop for StoredEntry<R> {
     fn drop(&mut self) {
-        // SAFETY: as in `source`; this is the last use of `data`.
-        unsafe { (self.ops.drop)(&mut self.data) }
+        // SAFETY: as in `source`; `&mut self` makes the borrow unique, and this is the last
+        // use of `data`.
+        unsafe { (self.ops.drop)(&self.data) }
     }
 }
 
