@@ -84,34 +84,28 @@ trait Place<R: Reactor + 'static>: 'static {
 #[repr(transparent)]
 struct Inline<T>(T);
 
-impl<R: Reactor + 'static, T: Entry<R> + 'static> Place<R> for Inline<T> {
-    const INLINE: bool = true;
-    type Entry = T;
-    #[inline(always)]
-    fn entry(&self) -> &T {
-        &self.0
-    }
-    #[inline(always)]
-    fn entry_mut(&mut self) -> &mut T {
-        &mut self.0
-    }
-}
-
 /// A `T` stored in a box.
 struct Boxed<T>(Box<T>);
 
-impl<R: Reactor + 'static, T: Entry<R> + 'static> Place<R> for Boxed<T> {
-    const INLINE: bool = false;
-    type Entry = T;
-    #[inline(always)]
-    fn entry(&self) -> &T {
-        &self.0
-    }
-    #[inline(always)]
-    fn entry_mut(&mut self) -> &mut T {
-        &mut self.0
-    }
+/// `Place` for a wrapper whose field derefs to the entry (`T` itself, or `Box<T>`).
+macro_rules! place {
+    ($($wrapper:ident: $inline:literal),*) => {$(
+        impl<R: Reactor + 'static, T: Entry<R> + 'static> Place<R> for $wrapper<T> {
+            const INLINE: bool = $inline;
+            type Entry = T;
+            #[inline(always)]
+            fn entry(&self) -> &T {
+                &self.0
+            }
+            #[inline(always)]
+            fn entry_mut(&mut self) -> &mut T {
+                &mut self.0
+            }
+        }
+    )*};
 }
+
+place!(Inline: true, Boxed: false);
 
 /// # Safety
 /// `data` holds a live `P`, not mutably borrowed while the result lives.
