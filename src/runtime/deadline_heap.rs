@@ -9,10 +9,11 @@
 //!
 //! The entries are kept in segments of [`SEGMENT`] entries (48 KiB), not in one array: the
 //! heap grows by a segment and never copies what it holds. One array doubled by `realloc` left
-//! each old block behind as a free hole (glibc cannot give the middle of its heap back), so
-//! 10,000 idle connections kept about 19 bytes each of holes resident beside their 12-byte
-//! entries, and a heap of a million watches copied 12 MB in one loop iteration to grow. A
-//! segment past one spare is freed as the heap shrinks.
+//! each old block behind as a free hole (glibc's `free` does not give the middle of its heap
+//! back), so 10,000 idle connections kept about 19 bytes each of holes resident beside their
+//! 12-byte entries; and growing a heap of a million entries was a 12 MB `realloc` in one loop
+//! iteration, a copy wherever the allocator could not move the pages instead. A segment past
+//! one spare is freed as the heap shrinks.
 
 /// One entry: a deadline tick and a slot index, packed to 12 bytes (a `(u64, EventId)` was
 /// 16). Ordered by tick, then index.
