@@ -24,6 +24,12 @@ const TAIL_CHARS: usize = 4000;
 
 /// How often the parent looks at a running child.
 const CHECK_EVERY: Duration = Duration::from_millis(5);
+/// Starts of a cell's child: the OS may refuse one for a moment (Wine now and then fails a
+/// start with `ERROR_INTERNAL_ERROR`, os error 1359; a loaded machine with `EAGAIN`), which
+/// says nothing of the backend, so a refused start is tried again after a pause.
+const STARTS: u32 = 3;
+/// The pause before the next start, doubled each time.
+const START_PAUSE: Duration = Duration::from_millis(100);
 
 /// The child side: `args` = `[BACKEND, BEHAVIOUR]`. Runs the behaviour in this process and
 /// prints the result line; a failure panics out of here (the process exits non-zero).
@@ -132,19 +138,43 @@ fn apply_deviation(raw: Raw, declared: Option<&Deviation>) -> Outcome {
     }
 }
 
+/// `start()`, tried up to `tries` times while it fails, pausing `pause` (doubled each time)
+/// between tries; the last error if none succeeds.
+fn start_with_retries<T>(
+    tries: u32,
+    mut pause: Duration,
+    mut start: impl FnMut() -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    let mut tried = 1;
+    loop {
+        match start() {
+            Ok(started) => return Ok(started),
+            Err(e) if tried >= tries => return Err(e),
+            Err(e) => {
+                log::warn!("conformance: a child did not start ({e}); trying again in {pause:?}");
+                thread::sleep(pause);
+                pause *= 2;
+                tried += 1;
+            }
+        }
+    }
+}
+
 /// Runs one cell in a child; kills it after `timeout`.
 fn run_one(exe: &Path, backend: &str, behaviour: &str, timeout: Duration) -> (Raw, Duration) {
     let started = Instant::now();
-    let spawned = Command::new(exe)
-        .args([CHILD_FLAG, backend, behaviour])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
+    let spawned = start_with_retries(STARTS, START_PAUSE, || {
+        Command::new(exe)
+            .args([CHILD_FLAG, backend, behaviour])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+    });
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
-            let message = format!("cannot start {}: {e}", exe.display());
+            let message = format!("cannot start {} ({STARTS} tries): {e}", exe.display());
             return (Raw::Fail(message), started.elapsed());
         }
     };
@@ -222,5 +252,36 @@ fn secs(d: Duration) -> String {
         d.as_secs().to_string()
     } else {
         format!("{:.1}", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::time::Duration;
+
+    use super::start_with_retries;
+
+    #[test]
+    fn a_refused_start_is_tried_again_and_the_last_error_reported() {
+        // Refused once (Wine's os error 1359), then started.
+        let mut calls = 0;
+        let started = start_with_retries(3, Duration::ZERO, || {
+            calls += 1;
+            if calls == 1 {
+                Err(io::Error::from_raw_os_error(1359))
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!(started.unwrap(), 2);
+        // Refused every time: `tries` starts, then the last error.
+        let mut calls = 0;
+        let refused = start_with_retries(3, Duration::ZERO, || -> io::Result<()> {
+            calls += 1;
+            Err(io::Error::other(format!("refusal {calls}")))
+        });
+        assert_eq!(calls, 3);
+        assert_eq!(refused.unwrap_err().to_string(), "refusal 3");
     }
 }
